@@ -1,0 +1,140 @@
+//! A checkpoint directory's JSON files → one cross-checked [`CheckpointConfig`].
+//!
+//! Each file is read once here; everything downstream takes resolved, typed values.
+
+pub mod generation;
+pub mod model;
+pub mod preprocessor;
+pub mod tokenizer;
+
+use std::path::Path;
+
+pub use generation::GenerationConfig;
+pub use model::{Activation, Family, ModelConfig, TextConfig, VisionConfig};
+pub use preprocessor::{PreprocessorConfig, ProcessorConfig};
+pub use tokenizer::{SpecialTokenNames, TokenizerConfig};
+
+use crate::error::{Error, Result};
+
+/// Everything a Hugging Face checkpoint directory declares, besides the weights and the
+/// tokenizer vocabulary.
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    /// `config.json`.
+    pub model: ModelConfig,
+    /// `preprocessor_config.json`.
+    pub preprocessor: PreprocessorConfig,
+    /// Image tokens per tile, checked against the geometry.
+    pub image_seq_len: usize,
+    /// `generation_config.json` (defaults when absent).
+    pub generation: GenerationConfig,
+    /// `tokenizer_config.json` (defaults when absent).
+    pub tokenizer: TokenizerConfig,
+    /// The chat template, from `chat_template.jinja`, `chat_template.json` or
+    /// `tokenizer_config.json`, in that order.
+    pub chat_template: String,
+}
+
+pub(crate) fn read_text(path: &Path) -> Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::MissingFile {
+            path: path.to_path_buf(),
+        }),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>> {
+    match read_text(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(Error::MissingFile { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl CheckpointConfig {
+    /// Reads and cross-checks the configuration files of a checkpoint directory.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let config_path = dir.join("config.json");
+        let model = ModelConfig::parse(&read_text(&config_path)?, &config_path)?;
+
+        let pre_path = dir.join("preprocessor_config.json");
+        let preprocessor = PreprocessorConfig::parse(&read_text(&pre_path)?, &pre_path)?;
+
+        let proc_path = dir.join("processor_config.json");
+        let processor = match read_optional(&proc_path)? {
+            Some(text) => Some(ProcessorConfig::parse(&text, &proc_path)?),
+            None => None,
+        };
+
+        let gen_path = dir.join("generation_config.json");
+        let generation = match read_optional(&gen_path)? {
+            Some(text) => GenerationConfig::parse(&text, &gen_path)?,
+            None => GenerationConfig::default(),
+        };
+
+        let tok_path = dir.join("tokenizer_config.json");
+        let tokenizer = match read_optional(&tok_path)? {
+            Some(text) => TokenizerConfig::parse(&text, &tok_path)?,
+            None => TokenizerConfig::default(),
+        };
+
+        let chat_template = find_chat_template(dir, &tokenizer)?;
+        let image_seq_len = check_geometry(&model, &preprocessor, processor.as_ref(), dir)?;
+        Ok(CheckpointConfig {
+            model,
+            preprocessor,
+            image_seq_len,
+            generation,
+            tokenizer,
+            chat_template,
+        })
+    }
+}
+
+fn find_chat_template(dir: &Path, tokenizer: &TokenizerConfig) -> Result<String> {
+    let jinja = dir.join("chat_template.jinja");
+    if let Some(t) = read_optional(&jinja)? {
+        return Ok(t);
+    }
+    let json = dir.join("chat_template.json");
+    if let Some(t) = read_optional(&json)? {
+        return tokenizer::parse_chat_template_json(&t, &json);
+    }
+    tokenizer.chat_template.clone().ok_or_else(|| Error::MissingFile {
+        path: dir.join("chat_template.json (or chat_template.jinja, or `chat_template` in tokenizer_config.json)"),
+    })
+}
+
+/// The tile size and tokens per tile must agree across config.json, the preprocessor and the
+/// processor; a mismatch would silently misplace image features.
+fn check_geometry(
+    model: &ModelConfig,
+    pre: &PreprocessorConfig,
+    processor: Option<&ProcessorConfig>,
+    dir: &Path,
+) -> Result<usize> {
+    let derived = model.image_seq_len();
+    if pre.tile_size as usize != model.vision.image_size {
+        return Err(Error::InvalidConfig {
+            path: dir.join("preprocessor_config.json"),
+            problem: format!(
+                "max_image_size.longest_edge is {} but the vision tower's image_size is {}",
+                pre.tile_size, model.vision.image_size
+            ),
+        });
+    }
+    if let Some(declared) = processor.and_then(|p| p.image_seq_len) {
+        if declared != derived {
+            return Err(Error::InvalidConfig {
+                path: dir.join("processor_config.json"),
+                problem: format!(
+                    "image_seq_len is {declared} but the geometry gives ({}/{})²/{}² = {derived}",
+                    model.vision.image_size, model.vision.patch_size, model.scale_factor
+                ),
+            });
+        }
+    }
+    Ok(derived)
+}

@@ -1,0 +1,151 @@
+//! The one error type of the library: every failure names its input and what is wrong with it.
+
+use std::path::PathBuf;
+
+/// Errors returned by every fallible function of `vlm`.
+///
+/// Variants are grouped by who can fix the problem (see [`Error::category`]):
+/// the model files, the caller's input, or the runtime. Messages are lowercase,
+/// name the offending file, tensor or option, and carry the values involved.
+/// The enum is `#[non_exhaustive]` so new variants can be added without a
+/// breaking release.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // ---- load: the model files are wrong or missing ----
+    /// A file the model needs is not there.
+    #[error("{}: required file missing", .path.display())]
+    MissingFile {
+        /// The file that was looked for.
+        path: PathBuf,
+    },
+    /// A configuration file exists but cannot be used.
+    #[error("{}: {problem}", .path.display())]
+    InvalidConfig {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The checkpoint is of a model family this runtime does not run.
+    #[error("{}: unsupported model type `{found}` (expected `smolvlm` or `idefics3`)", .path.display())]
+    UnsupportedModel {
+        /// The config file that names the model type.
+        path: PathBuf,
+        /// The `model_type` found there.
+        found: String,
+    },
+    /// A weight file is unreadable, truncated or not in the expected format.
+    #[error("{}: {problem}", .path.display())]
+    WeightFile {
+        /// The weight file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A tensor is missing or has the wrong shape or type.
+    #[error("weight `{name}`: {problem}")]
+    Weight {
+        /// The checkpoint name of the tensor.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The tokenizer could not be loaded or used.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// The chat template could not be parsed or rendered.
+    #[error("chat template: {0}")]
+    Template(String),
+
+    // ---- input: the caller passed something unusable ----
+    /// An image could not be read or decoded, or is too large.
+    #[error("image {origin}: {problem}")]
+    Image {
+        /// Where the image came from (a path, or a description such as "bytes #2").
+        origin: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The number of image markers in the prompt does not match the number of images.
+    #[error("prompt has {markers} <image> markers but {images} images were given")]
+    ImageCount {
+        /// `<image>` markers found in the rendered prompt.
+        markers: usize,
+        /// Images supplied.
+        images: usize,
+    },
+    /// The prompt (with its image tokens) does not fit the context window.
+    #[error("the prompt is {tokens} tokens ({image_tokens} of them image tokens) but the context window is {limit} tokens; shorten the conversation, use fewer images or turn image splitting off")]
+    ContextOverflow {
+        /// Prompt length in tokens, image tokens included.
+        tokens: usize,
+        /// How many of those are image tokens.
+        image_tokens: usize,
+        /// The model's context window.
+        limit: usize,
+    },
+    /// An option has a value outside its domain.
+    #[error("invalid option `{name}`: {reason}")]
+    InvalidOption {
+        /// The option's name.
+        name: &'static str,
+        /// Why the value is rejected.
+        reason: String,
+    },
+
+    // ---- runtime ----
+    /// A tensor operation failed.
+    #[error("tensor operation: {0}")]
+    Tensor(#[from] candle_core::Error),
+    /// Reading a file failed.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file being read.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Who can fix an [`Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    /// The model files are missing, corrupt or of an unsupported kind.
+    Load,
+    /// The caller's input (image, prompt, option) is unusable.
+    Input,
+    /// Something failed while running.
+    Runtime,
+}
+
+impl Error {
+    /// Which party can fix this error.
+    pub fn category(&self) -> Category {
+        match self {
+            Error::MissingFile { .. }
+            | Error::InvalidConfig { .. }
+            | Error::UnsupportedModel { .. }
+            | Error::WeightFile { .. }
+            | Error::Weight { .. }
+            | Error::Tokenizer(_)
+            | Error::Template(_) => Category::Load,
+            Error::Image { .. }
+            | Error::ImageCount { .. }
+            | Error::ContextOverflow { .. }
+            | Error::InvalidOption { .. } => Category::Input,
+            Error::Tensor(_) | Error::Io { .. } => Category::Runtime,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,59 @@
+//! vlm: a local runtime for SmolVLM / SmolVLM2 vision-language models, built on Candle.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! image file ─► processor (decode, EXIF, resize, tiles, normalize; prompt expansion) ─► tokenizer
+//!            ─► model (vision tower ─► connector ─► merge into text embeddings ─► decoder + KV cache)
+//!            ─► generate (sampler, stop, streaming) ─► text
+//! ```
+//!
+//! [`Engine`] holds a loaded model (immutable, `Send + Sync`); a [`Session`] is one
+//! conversation on it.
+//!
+//! ```no_run
+//! use vlm::{Engine, EngineOptions, GenerateOptions, ImageInput, Message, ModelSource};
+//!
+//! let engine = Engine::load(ModelSource::dir("SmolVLM2-256M-Video-Instruct"), EngineOptions::default())?;
+//! let mut session = engine.session();
+//! let message = Message::user([ImageInput::Path("photo.png".into())], "Describe this image.");
+//! let answer = session.send(message, &GenerateOptions::default())?;
+//! println!("{}", answer.text);
+//! # Ok::<(), vlm::Error>(())
+//! ```
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented,
+        clippy::print_stdout,
+        clippy::print_stderr
+    )
+)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "accelerate")]
+extern crate accelerate_src;
+#[cfg(feature = "mkl")]
+extern crate intel_mkl_src;
+
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod generate;
+pub mod model;
+pub mod processor;
+pub mod session;
+pub mod weights;
+
+pub use engine::{Engine, EngineOptions, ModelInfo, ModelSource, Precision};
+pub use error::{Category, Error, Result};
+pub use generate::{
+    CancelToken, Event, FinishReason, GenerateOptions, Generation, Progress, Sampling, Timings, Usage,
+};
+pub use processor::chat::{Content, Message, Role};
+pub use processor::image::{ImageInput, ImageLimits};
+pub use session::Session;

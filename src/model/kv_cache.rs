@@ -1,0 +1,118 @@
+//! Per-conversation key/value cache of the decoder, owned by a session, never by the weights.
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+
+/// Keys and values of one layer, `[1, kv_heads, len, head_dim]`, in a buffer that grows by
+/// doubling so that appending a token does not copy the whole history.
+#[derive(Debug, Clone, Default)]
+struct LayerCache {
+    k: Option<Tensor>,
+    v: Option<Tensor>,
+    len: usize,
+}
+
+impl LayerCache {
+    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let add = k.dim(2)?;
+        let needed = self.len + add;
+        let capacity = self.k.as_ref().map(|t| t.dim(2)).transpose()?.unwrap_or(0);
+        if needed > capacity {
+            let new_cap = needed.max(capacity * 2).max(64);
+            let grow = |old: &Option<Tensor>, like: &Tensor| -> Result<Tensor> {
+                let (b, h, _, d) = like.dims4()?;
+                let fresh = Tensor::zeros((b, h, new_cap, d), like.dtype(), like.device())?;
+                if let Some(old) = old {
+                    if self.len > 0 {
+                        fresh.slice_set(&old.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+                    }
+                }
+                Ok(fresh)
+            };
+            self.k = Some(grow(&self.k, k)?);
+            self.v = Some(grow(&self.v, v)?);
+        }
+        let (Some(kb), Some(vb)) = (&self.k, &self.v) else {
+            return Err(candle_core::Error::Msg("kv cache buffer missing".into()).into());
+        };
+        kb.slice_set(&k.contiguous()?, 2, self.len)?;
+        vb.slice_set(&v.contiguous()?, 2, self.len)?;
+        self.len = needed;
+        Ok((kb.narrow(2, 0, needed)?, vb.narrow(2, 0, needed)?))
+    }
+}
+
+/// The decoder's cache: one entry per layer, all of the same length.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<LayerCache>,
+}
+
+impl KvCache {
+    /// An empty cache for `n_layers` layers.
+    pub fn new(n_layers: usize) -> Self {
+        KvCache {
+            layers: vec![LayerCache::default(); n_layers],
+        }
+    }
+
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.layers.iter().map(|l| l.len).min().unwrap_or(0)
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every position at or after `len` (rewinding a conversation). Buffers are kept.
+    pub fn truncate(&mut self, len: usize) {
+        for layer in &mut self.layers {
+            layer.len = layer.len.min(len);
+        }
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.truncate(0);
+    }
+
+    /// Appends `k`, `v` (`[1, kv_heads, t, head_dim]`) to layer `layer` and returns the full
+    /// keys and values so far.
+    pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let n = self.layers.len();
+        let entry = self.layers.get_mut(layer).ok_or_else(|| {
+            candle_core::Error::Msg(format!("kv cache has {n} layers, asked for layer {layer}"))
+        })?;
+        entry.append(k, v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, D};
+
+    #[test]
+    fn appends_grow_and_truncate_rewinds() {
+        let dev = Device::Cpu;
+        let mut cache = KvCache::new(1);
+        let step = |v: f32, t: usize| Tensor::full(v, (1, 2, t, 3), &dev).unwrap();
+        let (k, _) = cache.append(0, &step(1.0, 50), &step(1.0, 50)).unwrap();
+        assert_eq!(k.dims(), &[1, 2, 50, 3]);
+        let (k, _) = cache.append(0, &step(2.0, 30), &step(2.0, 30)).unwrap();
+        assert_eq!(k.dims(), &[1, 2, 80, 3]);
+        let sums = k.sum(D::Minus1).unwrap().to_dtype(DType::F32).unwrap();
+        let row = sums.get(0).unwrap().get(0).unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(row[49], 3.0);
+        assert_eq!(row[50], 6.0);
+        cache.truncate(10);
+        assert_eq!(cache.len(), 10);
+        let (k, _) = cache.append(0, &step(5.0, 1), &step(5.0, 1)).unwrap();
+        assert_eq!(k.dims(), &[1, 2, 11, 3]);
+        let last = k.narrow(2, 10, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(last.iter().all(|v| *v == 5.0));
+    }
+}

@@ -1,0 +1,175 @@
+//! The SmolVLM model: pixels and token ids → logits. Composition only; each part lives in its
+//! own file (vision tower, connector, decoder, cache).
+
+pub mod connector;
+pub mod kv_cache;
+pub mod layers;
+pub mod text;
+pub mod vision;
+
+use candle_core::{DType, Device, Tensor};
+
+pub use kv_cache::KvCache;
+pub use text::RopeLayout;
+pub use vision::PatchMask;
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::weights::Weights;
+use connector::Connector;
+use text::TextModel;
+use vision::VisionModel;
+
+/// Vision tower → connector → decoder, with immutable weights (`&self` everywhere).
+pub struct SmolVlm {
+    vision: VisionModel,
+    connector: Connector,
+    text: TextModel,
+    image_token_id: u32,
+    image_seq_len: usize,
+    dtype: DType,
+    device: Device,
+}
+
+impl SmolVlm {
+    /// Loads the model from Hugging Face-named weights (`model.vision_model`, `model.connector`,
+    /// `model.text_model`, `lm_head`).
+    pub fn load(w: &Weights, cfg: &ModelConfig, layout: RopeLayout) -> Result<Self> {
+        let model = w.pp("model");
+        let vision = VisionModel::load(&model.pp("vision_model"), &cfg.vision)?;
+        let connector = Connector::load(
+            &model.pp("connector"),
+            cfg.vision.hidden_size,
+            cfg.text.hidden_size,
+            cfg.scale_factor,
+        )?;
+        let text = TextModel::load(
+            &model.pp("text_model"),
+            &w.pp("lm_head"),
+            &cfg.text,
+            cfg.tie_word_embeddings,
+            layout,
+        )?;
+        Ok(SmolVlm {
+            vision,
+            connector,
+            text,
+            image_token_id: cfg.image_token_id,
+            image_seq_len: cfg.image_seq_len(),
+            dtype: w.dtype(),
+            device: w.device().clone(),
+        })
+    }
+
+    /// Compute dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Decoder layers (a [`KvCache`] needs one entry per layer).
+    pub fn num_layers(&self) -> usize {
+        self.text.num_layers()
+    }
+
+    /// A fresh, empty cache for this model.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.text.num_layers())
+    }
+
+    /// Views `[n, 3, M, M]` (any float dtype) → image tokens `[n, image_seq_len, D_t]`.
+    /// Ref: `SmolVLMModel.get_image_features`.
+    pub fn encode_images(&self, pixels: &Tensor, mask: Option<&PatchMask>) -> Result<Tensor> {
+        let pixels = pixels.to_device(&self.device)?.to_dtype(self.dtype)?;
+        let features = self.vision.forward(&pixels, mask)?;
+        self.connector.forward(&features)
+    }
+
+    /// Views `[n, 3, H, W]` → the vision tower's output `[n, patches, D_v]`, before the
+    /// connector.
+    pub fn vision_features(&self, pixels: &Tensor, mask: Option<&PatchMask>) -> Result<Tensor> {
+        let pixels = pixels.to_device(&self.device)?.to_dtype(self.dtype)?;
+        self.vision.forward(&pixels, mask)
+    }
+
+    /// Token ids → embeddings `[1, T, D_t]`, with image tokens replaced by `image_features`
+    /// rows. `first_token` is the number of image tokens that precede `ids` in the conversation
+    /// (the row of `image_features`, flattened, where `ids`' first image token starts), so a
+    /// suffix of a conversation can be embedded alone.
+    ///
+    /// Ref: `SmolVLMModel.inputs_merger`: the k-th run of `image_seq_len` image tokens receives
+    /// view k, in the order the processor produced the views.
+    pub fn embed(&self, ids: &[u32], image_features: Option<&Tensor>, first_token: usize) -> Result<Tensor> {
+        let ids_t = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let embeds = self.text.embed(&ids_t)?;
+        let positions: Vec<usize> = ids
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| **id == self.image_token_id)
+            .map(|(i, _)| i)
+            .collect();
+        if positions.is_empty() {
+            return Ok(embeds);
+        }
+        let Some(features) = image_features else {
+            return Err(Error::ImageCount {
+                markers: positions.len() / self.image_seq_len.max(1),
+                images: 0,
+            });
+        };
+        let (n_views, seq, d) = features.dims3()?;
+        // `first_token` counts the image tokens that precede `ids` in the conversation.
+        let end = first_token + positions.len();
+        if seq != self.image_seq_len || end > n_views * seq {
+            return Err(Error::ImageCount {
+                markers: end.div_ceil(self.image_seq_len.max(1)),
+                images: n_views,
+            });
+        }
+        let flat = features.reshape((n_views * seq, d))?.to_dtype(embeds.dtype())?;
+        let rows = flat.narrow(0, first_token, positions.len())?;
+        // Rebuild the sequence from contiguous runs of text and image rows.
+        let embeds = embeds.squeeze(0)?;
+        let mut pieces = Vec::new();
+        let mut cursor = 0usize; // next token position
+        let mut used = 0usize; // image rows consumed
+        let mut i = 0usize;
+        while i < positions.len() {
+            let start = positions[i];
+            let mut run = 1;
+            while i + run < positions.len() && positions[i + run] == start + run {
+                run += 1;
+            }
+            if start > cursor {
+                pieces.push(embeds.narrow(0, cursor, start - cursor)?);
+            }
+            pieces.push(rows.narrow(0, used, run)?);
+            used += run;
+            cursor = start + run;
+            i += run;
+        }
+        if cursor < ids.len() {
+            pieces.push(embeds.narrow(0, cursor, ids.len() - cursor)?);
+        }
+        Ok(Tensor::cat(&pieces, 0)?.unsqueeze(0)?)
+    }
+
+    /// Embeddings `[1, T, D_t]` → last-position logits (f32 `[vocab]`), appending to `cache`.
+    pub fn forward(&self, embeds: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        self.text.forward(embeds, cache)
+    }
+
+    /// The token id whose positions receive image features.
+    pub fn image_token_id(&self) -> u32 {
+        self.image_token_id
+    }
+
+    /// Image tokens per view.
+    pub fn image_seq_len(&self) -> usize {
+        self.image_seq_len
+    }
+}

@@ -1,0 +1,181 @@
+//! Conversation messages → prompt text with `<image>` markers, rendered by the checkpoint's own
+//! Jinja chat template.
+
+use minijinja::{context, Environment, Error as JinjaError, ErrorKind};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::processor::image::ImageInput;
+
+/// Who speaks a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions that frame the conversation.
+    System,
+    /// The person asking.
+    User,
+    /// The model's earlier answers.
+    Assistant,
+}
+
+/// One part of a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    /// Plain text.
+    Text(String),
+    /// An image, placed where it appears among the text parts.
+    Image(ImageInput),
+}
+
+/// A chat message: a role and its parts in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Who speaks.
+    pub role: Role,
+    /// Text and image parts, in order.
+    pub content: Vec<Content>,
+}
+
+impl Message {
+    /// A message with the given parts.
+    pub fn new(role: Role, content: Vec<Content>) -> Self {
+        Message { role, content }
+    }
+
+    /// A user message: the images first, then the text (the order SmolVLM was trained with).
+    pub fn user(images: impl IntoIterator<Item = ImageInput>, text: impl Into<String>) -> Self {
+        let mut content: Vec<Content> = images.into_iter().map(Content::Image).collect();
+        let text = text.into();
+        if !text.is_empty() || content.is_empty() {
+            content.push(Content::Text(text));
+        }
+        Message::new(Role::User, content)
+    }
+
+    /// A system message.
+    pub fn system(text: impl Into<String>) -> Self {
+        Message::new(Role::System, vec![Content::Text(text.into())])
+    }
+
+    /// An assistant message (an earlier answer).
+    pub fn assistant(text: impl Into<String>) -> Self {
+        Message::new(Role::Assistant, vec![Content::Text(text.into())])
+    }
+
+    /// The images of this message, in order.
+    pub fn images(&self) -> impl Iterator<Item = &ImageInput> {
+        self.content.iter().filter_map(|c| match c {
+            Content::Image(img) => Some(img),
+            Content::Text(_) => None,
+        })
+    }
+}
+
+/// The shape transformers hands to chat templates: `{"type": "text", "text": ...}` or
+/// `{"type": "image"}`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum TemplatePart<'a> {
+    Text { text: &'a str },
+    Image {},
+}
+
+#[derive(Serialize)]
+struct TemplateMessage<'a> {
+    role: Role,
+    content: Vec<TemplatePart<'a>>,
+}
+
+/// A compiled chat template.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    bos_token: String,
+    eos_token: String,
+}
+
+impl ChatTemplate {
+    /// Compiles `source` with the settings transformers uses (`trim_blocks`, `lstrip_blocks`,
+    /// Python string methods, `raise_exception`).
+    pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, JinjaError> {
+            Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
+        });
+        env.add_template_owned("chat", source.to_string())
+            .map_err(|e| Error::Template(format!("cannot parse: {e}")))?;
+        Ok(ChatTemplate {
+            env,
+            bos_token: bos_token.to_string(),
+            eos_token: eos_token.to_string(),
+        })
+    }
+
+    /// Renders `messages` with the generation prompt appended when `add_generation_prompt`.
+    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        let messages: Vec<TemplateMessage<'_>> = messages
+            .iter()
+            .map(|m| TemplateMessage {
+                role: m.role,
+                content: m
+                    .content
+                    .iter()
+                    .map(|c| match c {
+                        Content::Text(t) => TemplatePart::Text { text: t },
+                        Content::Image(_) => TemplatePart::Image {},
+                    })
+                    .collect(),
+            })
+            .collect();
+        let tmpl = self
+            .env
+            .get_template("chat")
+            .map_err(|e| Error::Template(e.to_string()))?;
+        tmpl.render(context! {
+            messages => messages,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => self.bos_token,
+            eos_token => self.eos_token,
+        })
+        .map_err(|e| Error::Template(format!("cannot render: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMOLVLM: &str = "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
+
+    #[test]
+    fn renders_the_smolvlm_template() {
+        let t = ChatTemplate::new(SMOLVLM, "<|im_start|>", "<end_of_utterance>").unwrap();
+        let img = ImageInput::Path("a.png".into());
+        let out = t
+            .render(&[Message::user([img.clone()], "Can you describe this image?")], true)
+            .unwrap();
+        assert_eq!(out, "<|im_start|>User:<image>Can you describe this image?<end_of_utterance>\nAssistant:");
+        let msgs = [
+            Message::system("Be brief."),
+            Message::new(Role::User, vec![Content::Text("What is this?".into()), Content::Image(img)]),
+            Message::assistant(" A cat."),
+            Message::user([], "Sure?"),
+        ];
+        let out = t.render(&msgs, false).unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>System: Be brief.<end_of_utterance>\nUser: What is this?<image><end_of_utterance>\nAssistant:  A cat.<end_of_utterance>\nUser: Sure?<end_of_utterance>\n"
+        );
+    }
+
+    #[test]
+    fn template_errors_are_reported() {
+        assert!(ChatTemplate::new("{% for %}", "", "").is_err());
+        let t = ChatTemplate::new("{{ raise_exception('no system role') }}", "", "").unwrap();
+        let err = t.render(&[], true).unwrap_err();
+        assert!(err.to_string().contains("no system role"), "{err}");
+    }
+}

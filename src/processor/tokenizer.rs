@@ -1,0 +1,85 @@
+//! `tokenizer.json` → token ids and back, plus the special tokens the processor needs, looked up
+//! by name.
+
+use std::path::Path;
+
+use crate::config::SpecialTokenNames;
+use crate::error::{Error, Result};
+
+/// A Hugging Face fast tokenizer.
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: tokenizers::Tokenizer,
+}
+
+impl TextTokenizer {
+    /// Loads `tokenizer.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::MissingFile {
+                path: path.to_path_buf(),
+            });
+        }
+        let inner = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        Ok(TextTokenizer { inner })
+    }
+
+    /// Text → ids. `add_special_tokens` applies the tokenizer's post-processor (as
+    /// transformers' processor call does).
+    pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
+        let enc = self
+            .inner
+            .encode(text, add_special_tokens)
+            .map_err(|e| Error::Tokenizer(format!("cannot encode: {e}")))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Ids → text.
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
+        self.inner
+            .decode(ids, skip_special_tokens)
+            .map_err(|e| Error::Tokenizer(format!("cannot decode: {e}")))
+    }
+
+    /// The id of a token given by its exact string, if the vocabulary has it.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// Size of the vocabulary, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+}
+
+/// Ids of the special tokens, resolved by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecialTokens {
+    /// Token names used in prompts.
+    pub names: SpecialTokenNames,
+    /// `<image>`.
+    pub image: u32,
+    /// `<fake_token_around_image>`.
+    pub fake_image: u32,
+    /// `<end_of_utterance>`, if the vocabulary has it.
+    pub end_of_utterance: Option<u32>,
+}
+
+impl SpecialTokens {
+    /// Looks the processor's tokens up in `tok`. `<image>` and the fake token must be single
+    /// tokens; `<global-img>` and `<row_r_col_c>` may be plain text (SmolVLM v1).
+    pub fn lookup(tok: &TextTokenizer, names: &SpecialTokenNames) -> Result<Self> {
+        let need = |name: &str| {
+            tok.token_id(name).ok_or_else(|| {
+                Error::Tokenizer(format!("the vocabulary has no `{name}` token"))
+            })
+        };
+        Ok(SpecialTokens {
+            image: need(&names.image)?,
+            fake_image: need(&names.fake_image)?,
+            end_of_utterance: tok.token_id(&names.end_of_utterance),
+            names: names.clone(),
+        })
+    }
+}

@@ -1,0 +1,152 @@
+//! Model numerics against transformers 5.24 (f32, eager attention) on the tiny checkpoints.
+//!
+//! The model is fed the reference `pixel_values`, so these tests isolate the model from the
+//! image pipeline (which `processor.rs` checks on its own).
+//!
+//! Tolerance: absolute 1e-4 on image features and logits. Both sides compute in f32 but sum in
+//! different orders (gemm vs. PyTorch's BLAS), which moves results by a few ulps per
+//! accumulation: ~1e-6 relative. Features here have a standard deviation near 2 and logits near
+//! 9, so honest differences are ~1e-5; 1e-4 leaves a 10× margin while any real error (a wrong
+//! norm epsilon, RoPE layout or pixel-shuffle order) moves values by 1e-2 or more.
+
+use candle_core::{Device, Tensor};
+use vlm::model::PatchMask;
+
+use crate::common::{case, cases, engine, max_abs_diff, Case};
+
+const TOLERANCE: f32 = 1e-4;
+/// Logits computed from our own image features carry the vision tower's ~1e-5 error through
+/// the decoder, whose random weights (std-scaled for sharp margins) amplify it by up to ~10×.
+const CHAINED_TOLERANCE: f32 = 5e-4;
+/// Greedy tokens are compared up to the first step where the reference's top-2 margin is below
+/// this: there, f32 rounding may legitimately flip the argmax.
+const MARGIN: f64 = 1e-3;
+
+fn reference_views(case: &Case) -> Tensor {
+    let t = case.tensor("pixel_values");
+    // Stored as [views, 3, M, M]; a leading batch axis of 1 is accepted too.
+    if t.rank() == 5 {
+        t.squeeze(0).unwrap()
+    } else {
+        t
+    }
+}
+
+fn model_cases() -> impl Iterator<Item = &'static Case> {
+    cases().iter().filter(|c| c.has_tensor("logits"))
+}
+
+#[test]
+fn image_features_match_transformers() {
+    let mut checked = 0;
+    for case in model_cases().filter(|c| c.has_tensor("image_features")) {
+        let model = engine(case.model()).model();
+        let ours = model.encode_images(&reference_views(case), None).unwrap();
+        let diff = max_abs_diff(&ours, &case.tensor("image_features"));
+        println!("{:<14} image features max |Δ| = {diff:.3e}", case.name());
+        assert!(diff <= TOLERANCE, "{}: image features differ by {diff}", case.name());
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} cases with images");
+}
+
+/// Where the image features merged into a prefill come from.
+#[derive(Clone, Copy, PartialEq)]
+enum Features {
+    /// transformers' own features: isolates the decoder.
+    Reference,
+    /// Ours, from the reference pixels: the vision tower's error flows into the decoder.
+    Ours,
+}
+
+/// Prefill of the reference input ids with image features merged in.
+fn prefill(case: &Case, source: Features) -> (Tensor, vlm::model::KvCache) {
+    let model = engine(case.model()).model();
+    let ids = case.ids("input_ids");
+    let features = case.has_tensor("image_features").then(|| match source {
+        Features::Reference => case.tensor("image_features"),
+        Features::Ours => model.encode_images(&reference_views(case), None).unwrap(),
+    });
+    let embeds = model.embed(&ids, features.as_ref(), 0).unwrap();
+    let mut cache = model.new_cache();
+    let logits = model.forward(&embeds, &mut cache).unwrap();
+    (logits, cache)
+}
+
+#[test]
+fn first_step_logits_match_transformers() {
+    let mut checked = 0;
+    for case in model_cases() {
+        let (logits, _) = prefill(case, Features::Reference);
+        let diff = max_abs_diff(&logits, &case.tensor("logits"));
+        let (chained, _) = prefill(case, Features::Ours);
+        let chained_diff = max_abs_diff(&chained, &case.tensor("logits"));
+        println!(
+            "{:<14} first-step logits max |Δ| = {diff:.3e} (with our image features: {chained_diff:.3e})",
+            case.name()
+        );
+        assert!(diff <= TOLERANCE, "{}: logits differ by {diff}", case.name());
+        assert!(
+            chained_diff <= CHAINED_TOLERANCE,
+            "{}: logits from our features differ by {chained_diff}",
+            case.name()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 12, "only {checked} cases");
+}
+
+#[test]
+fn greedy_tokens_match_transformers() {
+    for case in model_cases() {
+        let model = engine(case.model()).model();
+        let expected = case.ids("greedy_tokens");
+        let margins = case.floats("greedy_margins");
+        let comparable = margins.iter().position(|m| *m < MARGIN).unwrap_or(margins.len());
+        assert!(comparable >= 8, "{}: margins too small to compare", case.name());
+        let (mut logits, mut cache) = prefill(case, Features::Ours);
+        let mut ours = Vec::new();
+        for _ in 0..comparable {
+            let next = vlm::generate::sampler::argmax(&logits.to_vec1::<f32>().unwrap());
+            ours.push(next);
+            let embeds = model.embed(&[next], None, 0).unwrap();
+            logits = model.forward(&embeds, &mut cache).unwrap();
+        }
+        assert_eq!(ours, expected[..comparable], "{}: greedy tokens", case.name());
+    }
+}
+
+#[test]
+fn masked_patches_bucket_and_attend_like_transformers() {
+    let case = case("vision_masked");
+    let model = engine(case.model()).model();
+    let mask = case.tensor("patch_attention_mask");
+    let (n, rows, cols) = mask.dims3().unwrap();
+    let valid: Vec<bool> = mask
+        .to_dtype(candle_core::DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|v| *v != 0.0)
+        .collect();
+    let mask = PatchMask { rows, cols, valid };
+    assert_eq!(n, 1);
+    let n_side = engine(case.model()).config().model.vision.patches_per_side();
+    let ids = vlm::model::vision::bucketed_position_ids(&mask, n_side);
+    assert_eq!(ids, case.ids("position_ids"));
+
+    let pixels = case.tensor("pixel_values").to_device(&Device::Cpu).unwrap();
+    let ours = model_vision(model, &pixels, &mask);
+    let expected = case.tensor("last_hidden_state");
+    // Padding patches attend to real ones but are never attended to; compare every row.
+    let diff = max_abs_diff(&ours, &expected);
+    println!("vision_masked last_hidden_state max |Δ| = {diff:.3e}");
+    assert!(diff <= TOLERANCE, "masked vision output differs by {diff}");
+}
+
+fn model_vision(model: &vlm::model::SmolVlm, pixels: &Tensor, mask: &PatchMask) -> Tensor {
+    model.vision_features(pixels, Some(mask)).unwrap()
+}
