@@ -191,8 +191,14 @@ impl Engine {
     }
 
     /// Preprocesses a conversation (with the generation prompt) without running the model.
-    pub fn prepare(&self, messages: &[Message], image_splitting: Option<bool>) -> Result<PreparedInput> {
-        self.inner.processor.prepare(messages, image_splitting, true)
+    pub fn prepare(
+        &self,
+        messages: &[Message],
+        image_splitting: Option<bool>,
+    ) -> Result<PreparedInput> {
+        self.inner
+            .processor
+            .prepare(messages, image_splitting, true)
     }
 
     /// Runs the vision tower and connector on all views of `input`'s images:
@@ -217,7 +223,10 @@ impl Engine {
 }
 
 /// Preprocessed views → a `[views, 3, M, M]` f32 tensor.
-pub fn pixels_tensor(p: &crate::processor::pixels::PreparedPixels, device: &Device) -> Result<Tensor> {
+pub fn pixels_tensor(
+    p: &crate::processor::pixels::PreparedPixels,
+    device: &Device,
+) -> Result<Tensor> {
     Ok(Tensor::from_slice(
         &p.data,
         (p.n_views, 3, p.tile_size, p.tile_size),

@@ -40,6 +40,7 @@ extern crate accelerate_src;
 #[cfg(feature = "mkl")]
 extern crate intel_mkl_src;
 
+pub mod apps;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -52,7 +53,8 @@ pub mod weights;
 pub use engine::{Engine, EngineOptions, ModelInfo, ModelSource, Precision};
 pub use error::{Category, Error, Result};
 pub use generate::{
-    CancelToken, Event, FinishReason, GenerateOptions, Generation, Progress, Sampling, Timings, Usage,
+    CancelToken, Event, FinishReason, GenerateOptions, Generation, Progress, Sampling, Timings,
+    Usage,
 };
 pub use processor::chat::{Content, Message, Role};
 pub use processor::image::{ImageInput, ImageLimits};

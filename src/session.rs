@@ -9,7 +9,8 @@ use candle_core::Tensor;
 use crate::engine::{pixels_tensor, Engine};
 use crate::error::{Error, Result};
 use crate::generate::{
-    decode_loop, CancelToken, Event, GenerateOptions, Generation, LoopInput, Progress, Timings, Usage,
+    decode_loop, CancelToken, Event, GenerateOptions, Generation, LoopInput, Progress, Timings,
+    Usage,
 };
 use crate::model::KvCache;
 use crate::processor::chat::Message;
@@ -56,7 +57,9 @@ impl Session {
 
     /// Sends a message and waits for the whole answer.
     pub fn send(&mut self, message: Message, opts: &GenerateOptions) -> Result<Generation> {
-        self.send_streaming(message, opts, &CancelToken::new(), &mut |_| ControlFlow::Continue(()))
+        self.send_streaming(message, opts, &CancelToken::new(), &mut |_| {
+            ControlFlow::Continue(())
+        })
     }
 
     /// Sends a message; `on_event` sees text as it is produced and progress of the stages.
@@ -111,7 +114,12 @@ impl Session {
                 Some(prev) => Tensor::cat(&[prev, f], 0)?,
             });
             done += image.pixels.n_views;
-            if on_event(Event::Progress(Progress::EncodeViews { done, total: total_views })).is_break() {
+            if on_event(Event::Progress(Progress::EncodeViews {
+                done,
+                total: total_views,
+            }))
+            .is_break()
+            {
                 return Err(Error::InvalidOption {
                     name: "callback",
                     reason: "stopped before generation started".into(),
@@ -130,7 +138,9 @@ impl Session {
         self.cache.truncate(prefix);
         self.cached_ids.truncate(prefix);
         let first_image_row = ids[..prefix].iter().filter(|id| **id == image_id).count();
-        let _ = on_event(Event::Progress(Progress::Prefill { tokens: ids.len() - prefix }));
+        let _ = on_event(Event::Progress(Progress::Prefill {
+            tokens: ids.len() - prefix,
+        }));
         let embeds = model.embed(&ids[prefix..], features.as_ref(), first_image_row)?;
         let first_logits = match model.forward(&embeds, &mut self.cache) {
             Ok(l) => l.to_vec1::<f32>()?,
@@ -190,7 +200,8 @@ impl Session {
         generation.usage.completion_tokens = generation.token_ids.len();
 
         self.history = messages;
-        self.history.push(Message::assistant(generation.text.clone()));
+        self.history
+            .push(Message::assistant(generation.text.clone()));
         self.grids = grids;
         self.features = features;
         Ok(generation)

@@ -44,7 +44,11 @@ fn image_features_match_transformers() {
         let ours = model.encode_images(&reference_views(case), None).unwrap();
         let diff = max_abs_diff(&ours, &case.tensor("image_features"));
         println!("{:<14} image features max |Δ| = {diff:.3e}", case.name());
-        assert!(diff <= TOLERANCE, "{}: image features differ by {diff}", case.name());
+        assert!(
+            diff <= TOLERANCE,
+            "{}: image features differ by {diff}",
+            case.name()
+        );
         checked += 1;
     }
     assert!(checked >= 8, "only {checked} cases with images");
@@ -85,7 +89,11 @@ fn first_step_logits_match_transformers() {
             "{:<14} first-step logits max |Δ| = {diff:.3e} (with our image features: {chained_diff:.3e})",
             case.name()
         );
-        assert!(diff <= TOLERANCE, "{}: logits differ by {diff}", case.name());
+        assert!(
+            diff <= TOLERANCE,
+            "{}: logits differ by {diff}",
+            case.name()
+        );
         assert!(
             chained_diff <= CHAINED_TOLERANCE,
             "{}: logits from our features differ by {chained_diff}",
@@ -102,8 +110,15 @@ fn greedy_tokens_match_transformers() {
         let model = engine(case.model()).model();
         let expected = case.ids("greedy_tokens");
         let margins = case.floats("greedy_margins");
-        let comparable = margins.iter().position(|m| *m < MARGIN).unwrap_or(margins.len());
-        assert!(comparable >= 8, "{}: margins too small to compare", case.name());
+        let comparable = margins
+            .iter()
+            .position(|m| *m < MARGIN)
+            .unwrap_or(margins.len());
+        assert!(
+            comparable >= 8,
+            "{}: margins too small to compare",
+            case.name()
+        );
         let (mut logits, mut cache) = prefill(case, Features::Ours);
         let mut ours = Vec::new();
         for _ in 0..comparable {
@@ -112,7 +127,12 @@ fn greedy_tokens_match_transformers() {
             let embeds = model.embed(&[next], None, 0).unwrap();
             logits = model.forward(&embeds, &mut cache).unwrap();
         }
-        assert_eq!(ours, expected[..comparable], "{}: greedy tokens", case.name());
+        assert_eq!(
+            ours,
+            expected[..comparable],
+            "{}: greedy tokens",
+            case.name()
+        );
     }
 }
 
@@ -134,7 +154,11 @@ fn masked_patches_bucket_and_attend_like_transformers() {
         .collect();
     let mask = PatchMask { rows, cols, valid };
     assert_eq!(n, 1);
-    let n_side = engine(case.model()).config().model.vision.patches_per_side();
+    let n_side = engine(case.model())
+        .config()
+        .model
+        .vision
+        .patches_per_side();
     let ids = vlm::model::vision::bucketed_position_ids(&mask, n_side);
     assert_eq!(ids, case.ids("position_ids"));
 

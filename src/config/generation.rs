@@ -76,9 +76,13 @@ mod tests {
 
     #[test]
     fn eos_may_be_a_list() {
-        let g = GenerationConfig::parse(r#"{"eos_token_id":[2,7],"bos_token_id":0}"#, Path::new("g")).unwrap();
+        let g =
+            GenerationConfig::parse(r#"{"eos_token_id":[2,7],"bos_token_id":0}"#, Path::new("g"))
+                .unwrap();
         assert_eq!(g.eos_token_ids, vec![2, 7]);
-        let g = GenerationConfig::parse(r#"{"eos_token_id":49279,"pad_token_id":2}"#, Path::new("g")).unwrap();
+        let g =
+            GenerationConfig::parse(r#"{"eos_token_id":49279,"pad_token_id":2}"#, Path::new("g"))
+                .unwrap();
         assert_eq!(g.eos_token_ids, vec![49279]);
         assert!(!g.do_sample);
     }

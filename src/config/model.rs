@@ -229,7 +229,10 @@ impl ModelConfig {
             ));
         }
         if t.head_dim % 2 != 0 {
-            return Err(format!("text head_dim {} must be even for RoPE", t.head_dim));
+            return Err(format!(
+                "text head_dim {} must be even for RoPE",
+                t.head_dim
+            ));
         }
         if self.image_token_id as usize >= t.vocab_size {
             return Err(format!(
@@ -344,7 +347,9 @@ fn resolve_text(raw: RawText, default_rms_eps: f64, path: &Path) -> Result<TextC
     let hidden_size = raw.hidden_size.unwrap_or(4096);
     let num_attention_heads = raw.num_attention_heads.unwrap_or(32);
     if num_attention_heads == 0 {
-        return Err(invalid("text_config.num_attention_heads must be positive".into()));
+        return Err(invalid(
+            "text_config.num_attention_heads must be positive".into(),
+        ));
     }
     Ok(TextConfig {
         vocab_size: raw.vocab_size.unwrap_or(32_000),
@@ -414,12 +419,20 @@ mod tests {
     #[test]
     fn rejects_other_models_and_bad_geometry() {
         let err = parse(r#"{"model_type":"llava"}"#).unwrap_err();
-        assert!(err.to_string().contains("unsupported model type `llava`"), "{err}");
+        assert!(
+            err.to_string().contains("unsupported model type `llava`"),
+            "{err}"
+        );
         let err = parse(r#"{"model_type":"smolvlm","scale_factor":3,"vision_config":{"image_size":32,"patch_size":8}}"#)
             .unwrap_err();
-        assert!(err.to_string().contains("not divisible by scale_factor 3"), "{err}");
-        let err = parse(r#"{"model_type":"smolvlm","text_config":{"rope_scaling":{"rope_type":"llama3"}}}"#)
-            .unwrap_err();
+        assert!(
+            err.to_string().contains("not divisible by scale_factor 3"),
+            "{err}"
+        );
+        let err = parse(
+            r#"{"model_type":"smolvlm","text_config":{"rope_scaling":{"rope_type":"llama3"}}}"#,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("llama3"), "{err}");
         assert!(parse("{not json").is_err());
     }

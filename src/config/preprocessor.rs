@@ -57,13 +57,23 @@ impl PreprocessorConfig {
         let raw: RawPreprocessor =
             serde_json::from_str(json).map_err(|e| invalid(format!("not a valid config: {e}")))?;
         let longest_edge = match raw.size {
-            Some(RawSize { longest_edge: Some(l), .. }) => l,
+            Some(RawSize {
+                longest_edge: Some(l),
+                ..
+            }) => l,
             Some(_) => return Err(invalid("`size` must have a `longest_edge`".into())),
             None => 4 * 364,
         };
         let tile_size = match raw.max_image_size {
-            Some(RawSize { longest_edge: Some(l), .. }) => l,
-            Some(_) => return Err(invalid("`max_image_size` must have a `longest_edge`".into())),
+            Some(RawSize {
+                longest_edge: Some(l),
+                ..
+            }) => l,
+            Some(_) => {
+                return Err(invalid(
+                    "`max_image_size` must have a `longest_edge`".into(),
+                ))
+            }
             None => 364,
         };
         let resample = raw.resample.unwrap_or(1);
@@ -72,9 +82,8 @@ impl PreprocessorConfig {
                 "resample {resample} is not supported; SmolVLM processors use 1 (LANCZOS)"
             )));
         }
-        let mean = three(raw.image_mean, [0.5; 3]).map_err(|n| {
-            invalid(format!("`image_mean` must have 1 or 3 values, found {n}"))
-        })?;
+        let mean = three(raw.image_mean, [0.5; 3])
+            .map_err(|n| invalid(format!("`image_mean` must have 1 or 3 values, found {n}")))?;
         let std = three(raw.image_std, [0.5; 3])
             .map_err(|n| invalid(format!("`image_std` must have 1 or 3 values, found {n}")))?;
         if std.iter().any(|s| *s == 0.0) {

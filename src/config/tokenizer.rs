@@ -145,7 +145,8 @@ mod tests {
         assert_eq!(cfg.special.image, "<img>");
         assert_eq!(cfg.special.fake_image, "<fake_token_around_image>");
         assert_eq!(cfg.eos_token.as_deref(), Some("<end_of_utterance>"));
-        let t = parse_chat_template_json(r#"{"chat_template":"abc"}"#, Path::new("c.json")).unwrap();
+        let t =
+            parse_chat_template_json(r#"{"chat_template":"abc"}"#, Path::new("c.json")).unwrap();
         assert_eq!(t, "abc");
     }
 }

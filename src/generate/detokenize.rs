@@ -33,7 +33,9 @@ impl<'a> Detokenizer<'a> {
     /// Adds a token; returns the text that became final, if any.
     pub fn push(&mut self, id: u32) -> Result<Option<String>> {
         self.ids.push(id);
-        let prefix = self.tok.decode(&self.ids[self.prefix_offset..self.read_offset], true)?;
+        let prefix = self
+            .tok
+            .decode(&self.ids[self.prefix_offset..self.read_offset], true)?;
         let full = self.tok.decode(&self.ids[self.prefix_offset..], true)?;
         if full.len() > prefix.len() && !full.ends_with('\u{FFFD}') && full.starts_with(&prefix) {
             let delta = full[prefix.len()..].to_string();
@@ -53,7 +55,9 @@ impl<'a> Detokenizer<'a> {
 
     /// Releases whatever is still held back (at the end of generation) and returns it.
     pub fn finish(&mut self) -> Result<Option<String>> {
-        let prefix = self.tok.decode(&self.ids[self.prefix_offset..self.read_offset], true)?;
+        let prefix = self
+            .tok
+            .decode(&self.ids[self.prefix_offset..self.read_offset], true)?;
         let full = self.tok.decode(&self.ids[self.prefix_offset..], true)?;
         self.read_offset = self.ids.len();
         self.prefix_offset = self.read_offset;

@@ -310,7 +310,10 @@ mod tests {
 
     #[test]
     fn stop_strings_are_found() {
-        assert_eq!(stop_position("abc END x", &["END".into(), "x".into()]), Some(4));
+        assert_eq!(
+            stop_position("abc END x", &["END".into(), "x".into()]),
+            Some(4)
+        );
         assert_eq!(stop_position("abc", &["".into()]), None);
     }
 }

@@ -217,14 +217,24 @@ mod tests {
         let logits = [5.0, 4.9, 4.8, -3.0];
         let draw = |seed| {
             let mut s = Sampler::new(random.clone(), 1.0, seed).unwrap();
-            (0..50).map(|_| s.sample(&mut logits.clone(), &[])).collect::<Vec<_>>()
+            (0..50)
+                .map(|_| s.sample(&mut logits.clone(), &[]))
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(7), draw(7));
         let toks = draw(7);
-        assert!(toks.iter().all(|t| *t < 2), "top-k 2 keeps ids 0 and 1: {toks:?}");
+        assert!(
+            toks.iter().all(|t| *t < 2),
+            "top-k 2 keeps ids 0 and 1: {toks:?}"
+        );
         assert!(toks.contains(&0) && toks.contains(&1));
         let mut s = Sampler::new(
-            Sampling::Random { temperature: 1.0, top_k: None, top_p: None, min_p: Some(0.5) },
+            Sampling::Random {
+                temperature: 1.0,
+                top_k: None,
+                top_p: None,
+                min_p: Some(0.5),
+            },
             1.0,
             1,
         )
@@ -236,10 +246,20 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_rejected() {
-        let bad = Sampling::Random { temperature: 0.0, top_k: None, top_p: None, min_p: None };
+        let bad = Sampling::Random {
+            temperature: 0.0,
+            top_k: None,
+            top_p: None,
+            min_p: None,
+        };
         assert!(Sampler::new(bad, 1.0, 0).is_err());
         assert!(Sampler::new(Sampling::Greedy, 0.0, 0).is_err());
-        let bad = Sampling::Random { temperature: 1.0, top_k: None, top_p: Some(1.5), min_p: None };
+        let bad = Sampling::Random {
+            temperature: 1.0,
+            top_k: None,
+            top_p: Some(1.5),
+            min_p: None,
+        };
         assert!(bad.validate().is_err());
     }
 }

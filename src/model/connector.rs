@@ -16,9 +16,19 @@ pub struct Connector {
 
 impl Connector {
     /// Loads `modality_projection.proj` under `w` (`model.connector`).
-    pub fn load(w: &Weights, vision_dim: usize, text_dim: usize, scale_factor: usize) -> Result<Self> {
+    pub fn load(
+        w: &Weights,
+        vision_dim: usize,
+        text_dim: usize,
+        scale_factor: usize,
+    ) -> Result<Self> {
         let in_dim = vision_dim * scale_factor * scale_factor;
-        let proj = Linear::load(&w.pp("modality_projection").pp("proj"), in_dim, text_dim, false)?;
+        let proj = Linear::load(
+            &w.pp("modality_projection").pp("proj"),
+            in_dim,
+            text_dim,
+            false,
+        )?;
         Ok(Connector { proj, scale_factor })
     }
 

@@ -105,14 +105,26 @@ mod tests {
         let (k, _) = cache.append(0, &step(2.0, 30), &step(2.0, 30)).unwrap();
         assert_eq!(k.dims(), &[1, 2, 80, 3]);
         let sums = k.sum(D::Minus1).unwrap().to_dtype(DType::F32).unwrap();
-        let row = sums.get(0).unwrap().get(0).unwrap().to_vec1::<f32>().unwrap();
+        let row = sums
+            .get(0)
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_eq!(row[49], 3.0);
         assert_eq!(row[50], 6.0);
         cache.truncate(10);
         assert_eq!(cache.len(), 10);
         let (k, _) = cache.append(0, &step(5.0, 1), &step(5.0, 1)).unwrap();
         assert_eq!(k.dims(), &[1, 2, 11, 3]);
-        let last = k.narrow(2, 10, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let last = k
+            .narrow(2, 10, 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert!(last.iter().all(|v| *v == 5.0));
     }
 }

@@ -81,7 +81,9 @@ impl RmsNorm {
         // Ref: LlamaRMSNorm upcasts to f32 for the statistics and casts back before the scale.
         let x = xs.to_dtype(DType::F32)?;
         let var = x.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = x.broadcast_div(&(var + self.eps)?.sqrt()?)?.to_dtype(dtype)?;
+        let normed = x
+            .broadcast_div(&(var + self.eps)?.sqrt()?)?
+            .to_dtype(dtype)?;
         Ok(normed.broadcast_mul(&self.weight)?)
     }
 }

@@ -103,7 +103,12 @@ impl SmolVlm {
     ///
     /// Ref: `SmolVLMModel.inputs_merger`: the k-th run of `image_seq_len` image tokens receives
     /// view k, in the order the processor produced the views.
-    pub fn embed(&self, ids: &[u32], image_features: Option<&Tensor>, first_token: usize) -> Result<Tensor> {
+    pub fn embed(
+        &self,
+        ids: &[u32],
+        image_features: Option<&Tensor>,
+        first_token: usize,
+    ) -> Result<Tensor> {
         let ids_t = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
         let embeds = self.text.embed(&ids_t)?;
         let positions: Vec<usize> = ids
@@ -130,7 +135,9 @@ impl SmolVlm {
                 images: n_views,
             });
         }
-        let flat = features.reshape((n_views * seq, d))?.to_dtype(embeds.dtype())?;
+        let flat = features
+            .reshape((n_views * seq, d))?
+            .to_dtype(embeds.dtype())?;
         let rows = flat.narrow(0, first_token, positions.len())?;
         // Rebuild the sequence from contiguous runs of text and image rows.
         let embeds = embeds.squeeze(0)?;

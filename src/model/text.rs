@@ -38,7 +38,13 @@ impl Rotary {
     }
 
     /// cos and sin `[t, head_dim/2]` for positions `start..start+t`, in f32 then `dtype`.
-    fn tables(&self, start: usize, t: usize, dtype: DType, device: &Device) -> Result<(Tensor, Tensor)> {
+    fn tables(
+        &self,
+        start: usize,
+        t: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<(Tensor, Tensor)> {
         let half = self.inv_freq.len();
         let mut freqs = Vec::with_capacity(t * half);
         for pos in start..start + t {
@@ -92,7 +98,9 @@ impl Attention {
         let (b, t, _) = xs.dims3()?;
         let (rotary, cos, sin) = rope;
         let heads = |x: Tensor, n: usize| -> Result<Tensor> {
-            Ok(x.reshape((b, t, n, self.head_dim))?.transpose(1, 2)?.contiguous()?)
+            Ok(x.reshape((b, t, n, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()?)
         };
         let q = heads(self.q_proj.forward(xs)?, self.heads)?;
         let k = heads(self.k_proj.forward(xs)?, self.kv_heads)?;
@@ -112,7 +120,8 @@ impl Attention {
             scores = scores.broadcast_add(&mask)?;
         }
         let dtype = scores.dtype();
-        let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
+        let probs =
+            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
         let out = probs.matmul(&v.contiguous()?)?; // [b, kv, group*t, hd]
         let out = out
             .reshape((b, self.heads, t, self.head_dim))?
@@ -124,12 +133,24 @@ impl Attention {
 
 /// Additive causal mask `[group·t, past + t]` for queries at positions `past..past+t`,
 /// repeated for each query head of a GQA group (rows are head-major).
-fn causal_mask(t: usize, past: usize, group: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+fn causal_mask(
+    t: usize,
+    past: usize,
+    group: usize,
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
     let total = past + t;
     let mut values = Vec::with_capacity(group * t * total);
     for _ in 0..group {
         for i in 0..t {
-            values.extend((0..total).map(|j| if j <= past + i { 0.0f32 } else { f32::NEG_INFINITY }));
+            values.extend((0..total).map(|j| {
+                if j <= past + i {
+                    0.0f32
+                } else {
+                    f32::NEG_INFINITY
+                }
+            }));
         }
     }
     Ok(Tensor::from_vec(values, (group * t, total), device)?.to_dtype(dtype)?)
@@ -228,7 +249,9 @@ impl TextModel {
     pub fn forward(&self, embeds: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
         let (_, t, _) = embeds.dims3()?;
         let start = cache.len();
-        let (cos, sin) = self.rotary.tables(start, t, embeds.dtype(), embeds.device())?;
+        let (cos, sin) = self
+            .rotary
+            .tables(start, t, embeds.dtype(), embeds.device())?;
         let mut xs = embeds.clone();
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.input_layernorm.forward(&xs)?;
@@ -236,7 +259,9 @@ impl TextModel {
                 .self_attn
                 .forward(&h, (&self.rotary, &cos, &sin), cache, i, start)?;
             xs = (xs + h)?;
-            let h = layer.mlp.forward(&layer.post_attention_layernorm.forward(&xs)?)?;
+            let h = layer
+                .mlp
+                .forward(&layer.post_attention_layernorm.forward(&xs)?)?;
             xs = (xs + h)?;
         }
         let last = xs.narrow(1, t - 1, 1)?;

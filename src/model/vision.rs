@@ -63,7 +63,8 @@ impl Attention {
         }
         // Ref: eager attention takes the softmax in f32 and casts back.
         let dtype = scores.dtype();
-        let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
+        let probs =
+            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((n, l, d))?;
         self.out_proj.forward(&out)
     }
@@ -99,7 +100,9 @@ impl EncoderLayer {
     }
 
     fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let h = self.self_attn.forward(&self.layer_norm1.forward(xs)?, mask)?;
+        let h = self
+            .self_attn
+            .forward(&self.layer_norm1.forward(xs)?, mask)?;
         let xs = (xs + h)?;
         let h = self.mlp.fc1.forward(&self.layer_norm2.forward(&xs)?)?;
         let h = self.mlp.fc2.forward(&activate(&h, self.mlp.act)?)?;
@@ -222,7 +225,11 @@ fn additive_mask(mask: &PatchMask, n: usize, dtype: DType, device: &Device) -> R
         DType::BF16 => f32::from(half::bf16::MIN),
         _ => f32::MIN,
     };
-    let values: Vec<f32> = mask.valid.iter().map(|v| if *v { 0.0 } else { min }).collect();
+    let values: Vec<f32> = mask
+        .valid
+        .iter()
+        .map(|v| if *v { 0.0 } else { min })
+        .collect();
     let l = mask.rows * mask.cols;
     Ok(Tensor::from_vec(values, (n, 1, 1, l), device)?.to_dtype(dtype)?)
 }
@@ -290,7 +297,14 @@ mod tests {
         for (r, c) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
             valid[r * 4 + c] = true;
         }
-        let ids = bucketed_position_ids(&PatchMask { rows: 4, cols: 4, valid }, 4);
+        let ids = bucketed_position_ids(
+            &PatchMask {
+                rows: 4,
+                cols: 4,
+                valid,
+            },
+            4,
+        );
         assert_eq!(&ids[0..2], &[0, 2]);
         assert_eq!(&ids[4..6], &[8, 10]);
         assert_eq!(ids[2], 0);

@@ -102,9 +102,12 @@ impl ChatTemplate {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, JinjaError> {
-            Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, JinjaError> {
+                Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
         env.add_template_owned("chat", source.to_string())
             .map_err(|e| Error::Template(format!("cannot parse: {e}")))?;
         Ok(ChatTemplate {
@@ -155,12 +158,21 @@ mod tests {
         let t = ChatTemplate::new(SMOLVLM, "<|im_start|>", "<end_of_utterance>").unwrap();
         let img = ImageInput::Path("a.png".into());
         let out = t
-            .render(&[Message::user([img.clone()], "Can you describe this image?")], true)
+            .render(
+                &[Message::user([img.clone()], "Can you describe this image?")],
+                true,
+            )
             .unwrap();
-        assert_eq!(out, "<|im_start|>User:<image>Can you describe this image?<end_of_utterance>\nAssistant:");
+        assert_eq!(
+            out,
+            "<|im_start|>User:<image>Can you describe this image?<end_of_utterance>\nAssistant:"
+        );
         let msgs = [
             Message::system("Be brief."),
-            Message::new(Role::User, vec![Content::Text("What is this?".into()), Content::Image(img)]),
+            Message::new(
+                Role::User,
+                vec![Content::Text("What is this?".into()), Content::Image(img)],
+            ),
             Message::assistant(" A cat."),
             Message::user([], "Sure?"),
         ];

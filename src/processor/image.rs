@@ -134,7 +134,10 @@ impl LoadedImage {
         };
         RgbImage::from_raw(self.width, self.height, data).ok_or_else(|| Error::Image {
             origin: self.origin.clone(),
-            problem: format!("{}x{} pixel buffer is inconsistent", self.width, self.height),
+            problem: format!(
+                "{}x{} pixel buffer is inconsistent",
+                self.width, self.height
+            ),
         })
     }
 }
@@ -234,7 +237,9 @@ fn decode<R: BufRead + Seek>(
         .with_guessed_format()
         .map_err(|e| describe_io(&e))?;
     let format = match reader.format() {
-        Some(f @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP | ImageFormat::Gif)) => f,
+        Some(f @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP | ImageFormat::Gif)) => {
+            f
+        }
         Some(other) => {
             return Err(format!(
                 "{} images are not supported (PNG, JPEG, WebP or GIF expected)",
@@ -292,12 +297,7 @@ fn to_loaded(img: DynamicImage, grey16_with_key: bool) -> std::result::Result<Lo
         DynamicImage::ImageLumaA16(b) => (PixelLayout::La, b.iter().map(high_byte).collect()),
         DynamicImage::ImageRgb16(b) => (PixelLayout::Rgb, b.iter().map(high_byte).collect()),
         DynamicImage::ImageRgba16(b) => (PixelLayout::Rgba, b.iter().map(high_byte).collect()),
-        other => {
-            return Err(format!(
-                "unsupported pixel format {:?}",
-                other.color()
-            ))
-        }
+        other => return Err(format!("unsupported pixel format {:?}", other.color())),
     };
     Ok(LoadedImage {
         origin: String::new(),
@@ -336,14 +336,23 @@ fn describe_image_error(e: &ImageError, format: &str, limits: &ImageLimits) -> S
             std::io::ErrorKind::UnexpectedEof => format!("{format} data is truncated"),
             _ => format!("reading {format} data: {}", describe_io(io)),
         },
-        ImageError::Decoding(d) => format!("truncated or corrupt {format} data ({})", one_line(&d.to_string())),
+        ImageError::Decoding(d) => format!(
+            "truncated or corrupt {format} data ({})",
+            one_line(&d.to_string())
+        ),
         ImageError::Limits(l) => match l.kind() {
             LimitErrorKind::DimensionError => {
                 format!("more pixels than the limit of {}", limits.max_pixels)
             }
-            _ => format!("decoding needs more memory than allowed ({})", one_line(&l.to_string())),
+            _ => format!(
+                "decoding needs more memory than allowed ({})",
+                one_line(&l.to_string())
+            ),
         },
-        ImageError::Unsupported(u) => format!("unsupported {format} variant ({})", one_line(&u.to_string())),
+        ImageError::Unsupported(u) => format!(
+            "unsupported {format} variant ({})",
+            one_line(&u.to_string())
+        ),
         other => one_line(&other.to_string()),
     }
 }
@@ -360,7 +369,9 @@ mod tests {
 
     fn png(width: u32, height: u32, color: ExtendedColorType, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        PngEncoder::new(&mut out).write_image(data, width, height, color).unwrap();
+        PngEncoder::new(&mut out)
+            .write_image(data, width, height, color)
+            .unwrap();
         out
     }
 
@@ -380,7 +391,11 @@ mod tests {
         for &b in bytes {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -398,7 +413,10 @@ mod tests {
     #[test]
     fn decodes_png_layouts() {
         let rgb = load(png(2, 1, ExtendedColorType::Rgb8, &[1, 2, 3, 4, 5, 6])).unwrap();
-        assert_eq!((rgb.layout(), rgb.pixels()), (PixelLayout::Rgb, &[1, 2, 3, 4, 5, 6][..]));
+        assert_eq!(
+            (rgb.layout(), rgb.pixels()),
+            (PixelLayout::Rgb, &[1, 2, 3, 4, 5, 6][..])
+        );
         let l = load(png(2, 1, ExtendedColorType::L8, &[7, 9])).unwrap();
         assert_eq!(l.layout(), PixelLayout::L);
         assert_eq!(l.to_rgb().unwrap().into_raw(), vec![7, 7, 7, 9, 9, 9]);
@@ -406,11 +424,19 @@ mod tests {
 
     #[test]
     fn alpha_goes_over_white() {
-        let img = load(png(3, 1, ExtendedColorType::Rgba8, &[10, 20, 30, 0, 10, 20, 30, 255, 0, 0, 0, 128]))
-            .unwrap();
+        let img = load(png(
+            3,
+            1,
+            ExtendedColorType::Rgba8,
+            &[10, 20, 30, 0, 10, 20, 30, 255, 0, 0, 0, 128],
+        ))
+        .unwrap();
         assert_eq!(img.layout(), PixelLayout::Rgba);
         // Transparent → white, opaque → unchanged, half black → Pillow's 127.
-        assert_eq!(img.to_rgb().unwrap().into_raw(), vec![255, 255, 255, 10, 20, 30, 127, 127, 127]);
+        assert_eq!(
+            img.to_rgb().unwrap().into_raw(),
+            vec![255, 255, 255, 10, 20, 30, 127, 127, 127]
+        );
     }
 
     #[test]
@@ -418,10 +444,20 @@ mod tests {
         // Grey (Pillow I;16) saturates; RGB keeps the high byte.
         let grey = load(png(2, 1, ExtendedColorType::L16, &[0, 200, 1, 0])).unwrap();
         assert_eq!(grey.pixels(), &[200, 255]);
-        let rgb = load(png(1, 1, ExtendedColorType::Rgb16, &[0x12, 0x34, 0xAB, 0xCD, 0, 0xFF])).unwrap();
+        let rgb = load(png(
+            1,
+            1,
+            ExtendedColorType::Rgb16,
+            &[0x12, 0x34, 0xAB, 0xCD, 0, 0xFF],
+        ))
+        .unwrap();
         assert_eq!(rgb.pixels(), &[0x12, 0xAB, 0]);
         // A tRNS key on 16-bit grey makes that grey transparent, and the rest still saturates.
-        let keyed = with_chunk(&png(2, 1, ExtendedColorType::L16, &[1, 44, 1, 45]), b"tRNS", &[1, 44]);
+        let keyed = with_chunk(
+            &png(2, 1, ExtendedColorType::L16, &[1, 44, 1, 45]),
+            b"tRNS",
+            &[1, 44],
+        );
         let keyed = load(keyed).unwrap();
         assert_eq!(keyed.layout(), PixelLayout::La);
         assert_eq!(keyed.pixels(), &[255, 0, 255, 255]);
@@ -431,7 +467,8 @@ mod tests {
     fn exif_orientation_is_applied() {
         // Big-endian TIFF with one IFD entry: Orientation (0x0112) = 6, rotate 90° clockwise.
         let exif = [
-            b'M', b'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0,
+            b'M', b'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0,
+            0, 0, 0,
         ];
         let plain = png(2, 1, ExtendedColorType::Rgb8, &[1, 1, 1, 2, 2, 2]);
         let img = load(with_chunk(&plain, b"eXIf", &exif)).unwrap();
@@ -462,7 +499,10 @@ mod tests {
         let crc = crc32(&bytes[12..29]);
         bytes[29..33].copy_from_slice(&crc.to_be_bytes());
         let p = problem(load(bytes));
-        assert_eq!(p, "60000x60000 is 3600000000 pixels, more than the limit of 100000000");
+        assert_eq!(
+            p,
+            "60000x60000 is 3600000000 pixels, more than the limit of 100000000"
+        );
         let small = load_image(
             &ImageInput::Encoded(png(20, 20, ExtendedColorType::L8, &[0; 400])),
             &ImageLimits { max_pixels: 100 },
@@ -472,17 +512,32 @@ mod tests {
 
     #[test]
     fn raw_rgb_is_checked() {
-        let bad = ImageInput::Rgb8 { width: 2, height: 2, pixels: vec![0; 11] };
-        let err = load_image(&bad, &ImageLimits::default()).unwrap_err().to_string();
-        assert_eq!(err, "image (raw RGB 2x2): pixel buffer has 11 bytes, expected 12 (2x2x3)");
-        let empty = ImageInput::Rgb8 { width: 0, height: 5, pixels: vec![] };
+        let bad = ImageInput::Rgb8 {
+            width: 2,
+            height: 2,
+            pixels: vec![0; 11],
+        };
+        let err = load_image(&bad, &ImageLimits::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "image (raw RGB 2x2): pixel buffer has 11 bytes, expected 12 (2x2x3)"
+        );
+        let empty = ImageInput::Rgb8 {
+            width: 0,
+            height: 5,
+            pixels: vec![],
+        };
         assert!(problem(load_image(&empty, &ImageLimits::default())).contains("empty"));
     }
 
     #[test]
     fn missing_file_names_the_path() {
         let input = ImageInput::Path("/no/such/dir/cat.png".into());
-        let err = load_image(&input, &ImageLimits::default()).unwrap_err().to_string();
+        let err = load_image(&input, &ImageLimits::default())
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "image /no/such/dir/cat.png: file not found");
     }
 }

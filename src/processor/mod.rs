@@ -115,7 +115,11 @@ impl Processor {
 
     /// Decodes and preprocesses one image. `splitting` overrides the checkpoint's
     /// `do_image_splitting`.
-    pub fn prepare_image(&self, input: &ImageInput, splitting: Option<bool>) -> Result<PreparedImage> {
+    pub fn prepare_image(
+        &self,
+        input: &ImageInput,
+        splitting: Option<bool>,
+    ) -> Result<PreparedImage> {
         let loaded = load_image(input, &self.limits)?;
         let mut opts = self.pixel_options.clone();
         if let Some(split) = splitting {
@@ -166,7 +170,10 @@ impl Processor {
         let grids: Vec<Grid> = images.iter().map(|i| i.grid).collect();
         let (prompt, text, input_ids) =
             self.tokenize_conversation(messages, &grids, add_generation_prompt)?;
-        let n_image_tokens = input_ids.iter().filter(|id| **id == self.special.image).count();
+        let n_image_tokens = input_ids
+            .iter()
+            .filter(|id| **id == self.special.image)
+            .count();
         Ok(PreparedInput {
             prompt,
             text,

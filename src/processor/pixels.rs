@@ -86,7 +86,13 @@ pub fn prepare_pixels(img: &LoadedImage, opts: &PixelOptions) -> Result<Prepared
     let mut data = Vec::with_capacity(views.len() * 3 * tile * tile);
     for view in &views {
         for (c, table) in lut.iter().enumerate() {
-            data.extend(view.as_raw().iter().skip(c).step_by(3).map(|&v| table[usize::from(v)]));
+            data.extend(
+                view.as_raw()
+                    .iter()
+                    .skip(c)
+                    .step_by(3)
+                    .map(|&v| table[usize::from(v)]),
+            );
         }
     }
     Ok(PreparedPixels {
@@ -142,7 +148,15 @@ mod tests {
 
     fn rgb(width: u32, height: u32, pixel: [u8; 3]) -> LoadedImage {
         let pixels = pixel.repeat((width * height) as usize);
-        load_image(&ImageInput::Rgb8 { width, height, pixels }, &ImageLimits::default()).unwrap()
+        load_image(
+            &ImageInput::Rgb8 {
+                width,
+                height,
+                pixels,
+            },
+            &ImageLimits::default(),
+        )
+        .unwrap()
     }
 
     #[test]

@@ -54,7 +54,12 @@ pub fn image_prompt(grid: Grid, image_seq_len: usize, t: &ImageTokens<'_>) -> St
 }
 
 /// Replaces the k-th `<image>` marker of `prompt` with the expansion of `grids[k]`.
-pub fn expand(prompt: &str, grids: &[Grid], image_seq_len: usize, t: &ImageTokens<'_>) -> Result<String> {
+pub fn expand(
+    prompt: &str,
+    grids: &[Grid],
+    image_seq_len: usize,
+    t: &ImageTokens<'_>,
+) -> Result<String> {
     let pieces: Vec<&str> = prompt.split(t.image).collect();
     let markers = pieces.len() - 1;
     if markers != grids.len() {
@@ -63,7 +68,8 @@ pub fn expand(prompt: &str, grids: &[Grid], image_seq_len: usize, t: &ImageToken
             images: grids.len(),
         });
     }
-    let mut out = String::with_capacity(prompt.len() + grids.len() * image_seq_len * t.image.len() * 17);
+    let mut out =
+        String::with_capacity(prompt.len() + grids.len() * image_seq_len * t.image.len() * 17);
     for (i, piece) in pieces.iter().enumerate() {
         out.push_str(piece);
         if let Some(grid) = grids.get(i) {
@@ -86,7 +92,10 @@ mod tests {
     #[test]
     fn single_view() {
         let s = image_prompt(Grid { rows: 0, cols: 0 }, 2, &T);
-        assert_eq!(s, "<fake_token_around_image><global-img><image><image><fake_token_around_image>");
+        assert_eq!(
+            s,
+            "<fake_token_around_image><global-img><image><image><fake_token_around_image>"
+        );
     }
 
     #[test]
@@ -104,7 +113,13 @@ mod tests {
     #[test]
     fn marker_count_must_match() {
         let err = expand("a<image>b<image>", &[Grid { rows: 0, cols: 0 }], 1, &T).unwrap_err();
-        assert!(matches!(err, Error::ImageCount { markers: 2, images: 1 }));
+        assert!(matches!(
+            err,
+            Error::ImageCount {
+                markers: 2,
+                images: 1
+            }
+        ));
         let ok = expand("x<image>y", &[Grid { rows: 0, cols: 0 }], 1, &T).unwrap();
         assert!(ok.starts_with("x<fake") && ok.ends_with(">y"));
     }

@@ -105,9 +105,9 @@ const LANCZOS_SUPPORT: f64 = 3.0;
 
 /// Resizes an RGB image with Pillow's LANCZOS filter, bit for bit.
 ///
-/// Same as `PIL.Image.resize((width, height), Image.LANCZOS)` on an `RGB` image: a horizontal
-/// pass then a vertical pass, each rounding to u8, and a pass is skipped when its side
-/// keeps its length (an unchanged size returns a copy).
+/// Same as `PIL.Image.resize((width, height), Image.LANCZOS)` on an `RGB` image with
+/// Pillow 13: two separable passes, each rounding to u8, in Pillow's order; a pass is
+/// skipped when its side keeps its length (an unchanged size returns a copy).
 ///
 /// ```
 /// # use vlm::processor::resize::resize_lanczos;
@@ -131,27 +131,41 @@ pub fn resize_lanczos(img: &RgbImage, width: u32, height: u32) -> Result<RgbImag
         origin: "resize".to_string(),
         problem: format!("{width}x{height} output does not fit in memory"),
     };
-    let vertical = Coefficients::new(in_h, height);
-    // Only the source rows the vertical pass reads are resampled horizontally.
-    let first_row = vertical.bounds.first().map_or(0, |b| b.0);
-    let last_row = vertical.bounds.last().map_or(0, |b| b.0 + b.1);
-
-    let mut src = img.as_raw().as_slice();
-    let mut src_width = in_w as usize;
-    let horizontal_out;
-    let mut row_offset = 0;
-    if width != in_w {
-        let coeffs = Coefficients::new(in_w, width);
-        let rows = &src[first_row * src_width * 3..last_row * src_width * 3];
-        horizontal_out = resample_horizontal(rows, src_width, &coeffs).ok_or_else(too_big)?;
-        src = &horizontal_out;
-        src_width = width as usize;
-        row_offset = first_row;
-    }
-    let data = if height != in_h {
-        resample_vertical(src, src_width, row_offset, &vertical).ok_or_else(too_big)?
+    let src = img.as_raw().as_slice();
+    let (in_w, in_h) = (in_w as usize, in_h as usize);
+    let (need_horizontal, need_vertical) = (width as usize != in_w, height as usize != in_h);
+    let horizontal = Coefficients::new(in_w as u32, width);
+    let vertical = Coefficients::new(in_h as u32, height);
+    // Pillow 13 runs the vertical pass first when the height shrinks by more than twice
+    // what the width does. The u8 rounding between passes makes the order visible.
+    let shrink_h = in_h as i64 - i64::from(height);
+    let shrink_w = in_w as i64 - i64::from(width);
+    let data = if shrink_h > 0 && shrink_h > shrink_w * 2 {
+        let tmp;
+        let rows = if need_vertical {
+            tmp = resample_vertical(src, in_w, 0, &vertical).ok_or_else(too_big)?;
+            &tmp[..]
+        } else {
+            src
+        };
+        if need_horizontal {
+            resample_horizontal(rows, in_w, &horizontal).ok_or_else(too_big)?
+        } else {
+            rows.to_vec()
+        }
+    } else if need_horizontal {
+        // Only the source rows the vertical pass reads are resampled horizontally.
+        let first = vertical.bounds.first().map_or(0, |b| b.0);
+        let last = vertical.bounds.last().map_or(0, |b| b.0 + b.1);
+        let rows = &src[first * in_w * 3..last * in_w * 3];
+        let tmp = resample_horizontal(rows, in_w, &horizontal).ok_or_else(too_big)?;
+        if need_vertical {
+            resample_vertical(&tmp, width as usize, first, &vertical).ok_or_else(too_big)?
+        } else {
+            tmp
+        }
     } else {
-        src.to_vec()
+        resample_vertical(src, in_w, 0, &vertical).ok_or_else(too_big)?
     };
     RgbImage::from_raw(width, height, data).ok_or_else(too_big)
 }
@@ -241,7 +255,10 @@ fn resample_horizontal(src: &[u8], width: usize, coeffs: &Coefficients) -> Optio
     let out_width = coeffs.bounds.len();
     let rows = src.len() / (width * 3);
     let mut out = vec![0u8; rows.checked_mul(out_width)?.checked_mul(3)?];
-    for (line_in, line_out) in src.chunks_exact(width * 3).zip(out.chunks_exact_mut(out_width * 3)) {
+    for (line_in, line_out) in src
+        .chunks_exact(width * 3)
+        .zip(out.chunks_exact_mut(out_width * 3))
+    {
         for (xx, px) in line_out.chunks_exact_mut(3).enumerate() {
             let (start, k) = coeffs.taps(xx);
             let (mut r, mut g, mut b) = (ROUNDING, ROUNDING, ROUNDING);
@@ -391,7 +408,10 @@ mod tests {
             let c = Coefficients::new(i, o);
             for j in 0..o as usize {
                 let sum: i32 = c.taps(j).1.iter().sum();
-                assert!((sum - (1 << PRECISION_BITS)).abs() <= 8, "{i}->{o} at {j}: {sum}");
+                assert!(
+                    (sum - (1 << PRECISION_BITS)).abs() <= 8,
+                    "{i}->{o} at {j}: {sum}"
+                );
             }
         }
     }

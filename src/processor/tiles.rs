@@ -144,7 +144,10 @@ impl TilePlan {
         let mut views = Vec::with_capacity(self.n_views());
         for r in 0..self.rows as u32 {
             for c in 0..self.cols as u32 {
-                views.push(image::imageops::crop_imm(&*stretched, c * tile, r * tile, tile, tile).to_image());
+                views.push(
+                    image::imageops::crop_imm(&*stretched, c * tile, r * tile, tile, tile)
+                        .to_image(),
+                );
             }
         }
         views.push(resize_lanczos(&stretched, tile, tile)?);
@@ -182,9 +185,27 @@ mod tests {
     fn worked_examples() {
         // (source, longest_edge, tile) -> (resized, stretched, cols, rows, views)
         let cases = [
-            ((1920, 1080), 2048, 512, (2048, 1152), (2048, 1536), 4, 3, 13),
+            (
+                (1920, 1080),
+                2048,
+                512,
+                (2048, 1152),
+                (2048, 1536),
+                4,
+                3,
+                13,
+            ),
             ((1920, 1080), 1536, 384, (1536, 864), (1536, 1152), 4, 3, 13),
-            ((1080, 1920), 2048, 512, (1152, 2048), (1536, 2048), 3, 4, 13),
+            (
+                (1080, 1920),
+                2048,
+                512,
+                (1152, 2048),
+                (1536, 2048),
+                3,
+                4,
+                13,
+            ),
             ((640, 480), 2048, 512, (2048, 1536), (2048, 1536), 4, 3, 13),
             ((386, 386), 2048, 512, (2048, 2048), (2048, 2048), 4, 4, 17),
             ((300, 1000), 2048, 512, (614, 2048), (1024, 2048), 2, 4, 9),
@@ -236,7 +257,9 @@ mod tests {
 
     #[test]
     fn cut_gives_tiles_then_global() {
-        let img = RgbImage::from_fn(17, 9, |x, y| image::Rgb([(x * 15) as u8, (y * 28) as u8, 7]));
+        let img = RgbImage::from_fn(17, 9, |x, y| {
+            image::Rgb([(x * 15) as u8, (y * 28) as u8, 7])
+        });
         let plan = TilePlan::new(17, 9, &opts(128, 32, true)).unwrap();
         let views = plan.cut(&img).unwrap();
         assert_eq!(views.len(), 13);

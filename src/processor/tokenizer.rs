@@ -71,9 +71,8 @@ impl SpecialTokens {
     /// tokens; `<global-img>` and `<row_r_col_c>` may be plain text (SmolVLM v1).
     pub fn lookup(tok: &TextTokenizer, names: &SpecialTokenNames) -> Result<Self> {
         let need = |name: &str| {
-            tok.token_id(name).ok_or_else(|| {
-                Error::Tokenizer(format!("the vocabulary has no `{name}` token"))
-            })
+            tok.token_id(name)
+                .ok_or_else(|| Error::Tokenizer(format!("the vocabulary has no `{name}` token")))
         };
         Ok(SpecialTokens {
             image: need(&names.image)?,

@@ -28,12 +28,13 @@ impl Weights {
         }
         // SAFETY: the files are memory-mapped read-only; like every mmap-based loader we rely on
         // them not being truncated or rewritten while the engine is alive.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, device) }.map_err(
-            |e| Error::WeightFile {
-                path: files.first().cloned().unwrap_or_default(),
-                problem: e.to_string(),
-            },
-        )?;
+        let vb =
+            unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, device) }.map_err(|e| {
+                Error::WeightFile {
+                    path: files.first().cloned().unwrap_or_default(),
+                    problem: e.to_string(),
+                }
+            })?;
         Ok(Weights { vb })
     }
 

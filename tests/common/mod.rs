@@ -34,7 +34,9 @@ impl Case {
     }
 
     pub fn str(&self, key: &str) -> &str {
-        self.json[key].as_str().unwrap_or_else(|| panic!("{}: no string `{key}`", self.name()))
+        self.json[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}: no string `{key}`", self.name()))
     }
 
     pub fn ids(&self, key: &str) -> Vec<u32> {
@@ -47,7 +49,12 @@ impl Case {
     }
 
     pub fn floats(&self, key: &str) -> Vec<f64> {
-        self.json[key].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
+        self.json[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
     }
 
     pub fn splitting(&self) -> bool {
@@ -151,8 +158,16 @@ pub fn engine(model: &str) -> &'static Engine {
 /// Largest absolute difference between two tensors of the same shape.
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
-    let a = a.to_dtype(candle_core::DType::F32).unwrap().flatten_all().unwrap();
-    let b = b.to_dtype(candle_core::DType::F32).unwrap().flatten_all().unwrap();
+    let a = a
+        .to_dtype(candle_core::DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap();
+    let b = b
+        .to_dtype(candle_core::DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap();
     (a - b)
         .unwrap()
         .abs()

@@ -1,0 +1,198 @@
+//! Argument groups shared by subcommands, and their conversion into library options.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+
+/// Which model to run and how.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model to run: a Hugging Face checkpoint directory (config.json, safetensors, tokenizer
+    /// and processor files).
+    #[arg(long, short = 'm', env = "VLM_MODEL", value_name = "DIR")]
+    pub model: PathBuf,
+    /// Compute precision (f32 is the reference and the CPU default).
+    #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
+    pub dtype: DtypeArg,
+    /// Cap the context window (tokens).
+    #[arg(long, value_name = "TOKENS")]
+    pub ctx: Option<usize>,
+    /// Refuse images whose header declares more pixels than this.
+    #[arg(long, value_name = "PIXELS", default_value_t = 100_000_000)]
+    pub max_image_pixels: u64,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtypeArg {
+    F32,
+    Bf16,
+    F16,
+}
+
+impl ModelArgs {
+    pub fn engine_options(&self) -> vlm::EngineOptions {
+        vlm::EngineOptions {
+            precision: Some(match self.dtype {
+                DtypeArg::F32 => vlm::Precision::F32,
+                DtypeArg::Bf16 => vlm::Precision::Bf16,
+                DtypeArg::F16 => vlm::Precision::F16,
+            }),
+            image_limits: vlm::ImageLimits {
+                max_pixels: self.max_image_pixels,
+            },
+            max_context: self.ctx,
+        }
+    }
+}
+
+/// How to generate.
+#[derive(Args, Debug, Clone)]
+pub struct GenerateArgs {
+    /// Most tokens to generate.
+    #[arg(long, short = 'n', default_value_t = 512, value_name = "N")]
+    pub max_tokens: usize,
+    /// Sampling temperature; 0 (the default) decodes greedily.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Sample only among the K most likely tokens.
+    #[arg(long, value_name = "K")]
+    pub top_k: Option<usize>,
+    /// Sample only among the most likely tokens whose probabilities add up to P.
+    #[arg(long, value_name = "P")]
+    pub top_p: Option<f32>,
+    /// Drop tokens less likely than P times the most likely one.
+    #[arg(long, value_name = "P")]
+    pub min_p: Option<f32>,
+    /// Penalise tokens already in the context (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Random seed for sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop when this text appears (may be repeated).
+    #[arg(long, value_name = "TEXT")]
+    pub stop: Vec<String>,
+    /// Keep generating past the end-of-utterance token.
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Feed each image as one downscaled view instead of tiles plus a global view.
+    #[arg(long)]
+    pub no_splitting: bool,
+}
+
+impl GenerateArgs {
+    pub fn options(&self) -> Result<vlm::GenerateOptions> {
+        if self.temperature < 0.0 || !self.temperature.is_finite() {
+            bail!(
+                "invalid option `--temperature`: {} must be 0 (greedy) or positive",
+                self.temperature
+            );
+        }
+        let sampling = if self.temperature == 0.0 {
+            vlm::Sampling::Greedy
+        } else {
+            vlm::Sampling::Random {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                min_p: self.min_p,
+            }
+        };
+        let opts = vlm::GenerateOptions {
+            max_new_tokens: self.max_tokens,
+            sampling,
+            repetition_penalty: self.repeat_penalty,
+            seed: self.seed,
+            ignore_eos: self.ignore_eos,
+            stop: self.stop.clone(),
+            image_splitting: self.no_splitting.then_some(false),
+        };
+        opts.validate()?;
+        Ok(opts)
+    }
+}
+
+/// How to print.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Print one JSON object (text, token ids, counts, timings) instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+    /// Print timings and speed to stderr after the answer.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+/// `vlm describe IMAGE...`
+#[derive(Args, Debug)]
+pub struct DescribeArgs {
+    /// Images to describe (PNG, JPEG, WebP, GIF).
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub generate: GenerateArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `vlm ask [IMAGE...] QUESTION`
+#[derive(Args, Debug)]
+pub struct AskArgs {
+    /// Zero or more images followed by the question.
+    #[arg(required = true, value_name = "IMAGE... QUESTION", num_args = 1..)]
+    pub inputs: Vec<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub generate: GenerateArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl AskArgs {
+    /// The images and the question (the last positional argument).
+    pub fn split(&self) -> (Vec<PathBuf>, &str) {
+        match self.inputs.split_last() {
+            Some((question, images)) => (images.iter().map(PathBuf::from).collect(), question),
+            None => (Vec::new(), ""),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        g: GenerateArgs,
+    }
+
+    #[test]
+    fn zero_max_tokens_is_an_error() {
+        let t = T::try_parse_from(["t", "--max-tokens", "0"]).unwrap();
+        let err = t.g.options().unwrap_err();
+        assert!(err.to_string().contains("max-tokens"), "{err}");
+    }
+
+    #[test]
+    fn temperature_selects_sampling() {
+        let t = T::try_parse_from(["t"]).unwrap();
+        assert_eq!(t.g.options().unwrap().sampling, vlm::Sampling::Greedy);
+        let t = T::try_parse_from(["t", "--temperature", "0.7", "--top-p", "0.9"]).unwrap();
+        assert!(matches!(
+            t.g.options().unwrap().sampling,
+            vlm::Sampling::Random { .. }
+        ));
+        assert!(T::try_parse_from(["t", "--temperature", "-1"])
+            .unwrap()
+            .g
+            .options()
+            .is_err());
+    }
+}
