@@ -747,6 +747,9 @@ def txt(text: str) -> dict:
     return {"type": "text", "text": text}
 
 
+# Cases whose pictures are opened with PIL and handed to the processor directly.
+RAW_IMAGE_CASES = {"rgba"}
+
 CASES = [
     ("landscape", "tiny-smolvlm", True, [{"role": "user", "content": [img("images/landscape.png"), txt("Describe this image.")]}]),
     ("portrait", "tiny-smolvlm", True, [{"role": "user", "content": [img("images/portrait.png"), txt("What is shown?")]}]),
@@ -905,7 +908,12 @@ def run_case(case, model, proc, raw_tok: Tokenizer, tensors: dict) -> dict:
     name, model_name, split, messages = case
     prompt = proc.apply_chat_template(copy.deepcopy(messages), add_generation_prompt=True, tokenize=False)
     paths = image_paths(messages)
-    images = [load_image(str(FIX / p)) for p in paths]
+    if name in RAW_IMAGE_CASES:
+        # The image processor's own semantics: the opened picture is handed over as it is, so
+        # transparency is composited onto white (`load_image` would drop alpha instead).
+        images = [ImageOps.exif_transpose(Image.open(FIX / p)) for p in paths]
+    else:
+        images = [load_image(str(FIX / p)) for p in paths]
     kwargs = {} if split else {"do_image_splitting": False}
     if images:
         inputs = proc(text=prompt, images=images, return_tensors="pt", **kwargs)
@@ -934,6 +942,8 @@ def run_case(case, model, proc, raw_tok: Tokenizer, tensors: dict) -> dict:
         ip = proc.image_processor
         manual, manual_grids = [], []
         for im in images:
+            if im.mode == "RGBA":
+                im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im).convert("RGB")
             arr, r, c = manual_pixel_values(im, ip.size["longest_edge"], ip.max_image_size["longest_edge"], split)
             manual.append(arr)
             manual_grids.append([r, c])
@@ -980,19 +990,19 @@ def run_case(case, model, proc, raw_tok: Tokenizer, tensors: dict) -> dict:
     tensors[f"{name}.logits"] = logits.contiguous()
     names.append(f"{name}.logits")
     if name == "rgba":
-        # `load_image` converts RGBA to RGB by dropping alpha. For comparison, also record what the
-        # processor makes of the untouched RGBA picture: it composites onto white before resizing.
+        # Check the composite against the re-implementation, and that `load_image`'s alpha-dropping
+        # path would have given other pixels (recorded for comparison).
         raw = Image.open(FIX / paths[0])
         check(raw.mode == "RGBA", "rgba.png must load as RGBA")
-        direct = proc(text=prompt, images=[raw], return_tensors="pt")["pixel_values"][0].contiguous()
         white = Image.new("RGBA", raw.size, (255, 255, 255, 255))
         composited = Image.alpha_composite(white, raw).convert("RGB")
         ip = proc.image_processor
         arr, _, _ = manual_pixel_values(composited, ip.size["longest_edge"], ip.max_image_size["longest_edge"], split)
-        check(torch.equal(torch.from_numpy(arr), direct), "rgba: composited pixel values differ from the re-implementation")
-        check(not torch.equal(direct, tensors[f"{name}.pixel_values"]), "rgba: alpha made no difference")
-        tensors[f"{name}.pixel_values_composited"] = direct
-        names.append(f"{name}.pixel_values_composited")
+        check(torch.equal(torch.from_numpy(arr), tensors[f"{name}.pixel_values"]), "rgba: composited pixel values differ from the re-implementation")
+        dropped = proc(text=prompt, images=[load_image(str(FIX / paths[0]))], return_tensors="pt")["pixel_values"][0].contiguous()
+        check(not torch.equal(dropped, tensors[f"{name}.pixel_values"]), "rgba: alpha made no difference")
+        tensors[f"{name}.pixel_values_load_image"] = dropped
+        names.append(f"{name}.pixel_values_load_image")
     if name in ("gray", "palette", "exif"):
         # For L and P (no transparency) pictures, handing the processor the raw image gives the same pixels.
         raw = ImageOps.exif_transpose(Image.open(FIX / paths[0]))

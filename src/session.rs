@@ -46,6 +46,13 @@ impl Session {
         &self.history
     }
 
+    /// Appends a message to the conversation without generating, e.g. to restore a saved
+    /// conversation or to supply an earlier answer. Its images are processed at the next
+    /// [`Session::send`].
+    pub fn push(&mut self, message: Message) {
+        self.history.push(message);
+    }
+
     /// Forgets the conversation.
     pub fn reset(&mut self) {
         self.history.clear();
@@ -79,16 +86,18 @@ impl Session {
         let model = &inner.model;
         let mut timings = Timings::default();
 
-        // ---- preprocess: only this message's images are new ----
+        // ---- preprocess: only images not seen before (this message's, and pushed ones) ----
         let t = Instant::now();
-        let new_images = message
-            .images()
+        let mut messages = self.history.clone();
+        messages.push(message);
+        let new_images = messages
+            .iter()
+            .flat_map(Message::images)
+            .skip(self.grids.len())
             .map(|img| processor.prepare_image(img, opts.image_splitting))
             .collect::<Result<Vec<_>>>()?;
         let mut grids = self.grids.clone();
         grids.extend(new_images.iter().map(|i| i.grid));
-        let mut messages = self.history.clone();
-        messages.push(message);
         let (_, _, ids) = processor.tokenize_conversation(&messages, &grids, true)?;
         let image_id = model.image_token_id();
         let image_tokens = ids.iter().filter(|id| **id == image_id).count();

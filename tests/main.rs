@@ -4,3 +4,7 @@ mod common;
 
 // Model numerics against transformers on the committed tiny checkpoints.
 mod parity;
+// Prompts, token ids and pixel values against transformers' processor.
+mod processor;
+// Generation through the public API.
+mod generate;
