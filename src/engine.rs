@@ -52,7 +52,7 @@ impl Precision {
 }
 
 /// How to load a model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EngineOptions {
     /// Compute precision; `None` picks f32 on CPU.
     pub precision: Option<Precision>,
@@ -60,16 +60,6 @@ pub struct EngineOptions {
     pub image_limits: ImageLimits,
     /// Cap on the context window (the model's own when `None` or larger).
     pub max_context: Option<usize>,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        EngineOptions {
-            precision: None,
-            image_limits: ImageLimits::default(),
-            max_context: None,
-        }
-    }
 }
 
 /// Facts about a loaded model.
@@ -120,7 +110,7 @@ impl Engine {
         }
         let config = CheckpointConfig::from_dir(dir)?;
         let tokenizer_path = dir.join("tokenizer.json");
-        let processor = Processor::new(&config, &tokenizer_path, opts.image_limits.clone())?;
+        let processor = Processor::new(&config, &tokenizer_path, opts.image_limits)?;
         let files = safetensors_files(dir)?;
         let device = Device::Cpu;
         let dtype = opts.precision.unwrap_or(Precision::F32).dtype();

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 pub enum Error {
     // ---- load: the model files are wrong or missing ----
     /// A file the model needs is not there.
-    #[error("{}: required file missing", .path.display())]
+    #[error("{}: not found", .path.display())]
     MissingFile {
         /// The file that was looked for.
         path: PathBuf,

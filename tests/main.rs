@@ -8,3 +8,5 @@ mod parity;
 mod processor;
 // Generation through the public API.
 mod generate;
+// The command-line tool: outputs, exit codes, bad input.
+mod cli;

@@ -189,7 +189,7 @@ mod tests {
             t.g.options().unwrap().sampling,
             vlm::Sampling::Random { .. }
         ));
-        assert!(T::try_parse_from(["t", "--temperature", "-1"])
+        assert!(T::try_parse_from(["t", "--temperature=-1"])
             .unwrap()
             .g
             .options()

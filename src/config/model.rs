@@ -68,7 +68,7 @@ pub struct VisionConfig {
 }
 
 impl VisionConfig {
-    /// Patches along one side of a tile, `N = M / p`.
+    /// Patches along one side of a tile, `N = ⌊M / p⌋`.
     pub fn patches_per_side(&self) -> usize {
         self.image_size / self.patch_size
     }
@@ -203,10 +203,12 @@ impl ModelConfig {
                 v.num_channels
             ));
         }
-        if v.image_size % v.patch_size != 0 {
+        // image_size need not be a multiple of patch_size: the patch convolution is "valid", so
+        // so400m towers (384 px, 14 px patches) use 27 patches and drop the last 6 pixels.
+        if v.patch_size > v.image_size {
             return Err(format!(
-                "vision image_size {} is not a multiple of patch_size {}",
-                v.image_size, v.patch_size
+                "vision patch_size {} is larger than image_size {}",
+                v.patch_size, v.image_size
             ));
         }
         if v.hidden_size % v.num_attention_heads != 0 {
@@ -397,12 +399,14 @@ mod tests {
 
     #[test]
     fn absent_text_config_uses_the_family_eps() {
-        let cfg = parse(r#"{"model_type":"idefics3","vision_config":{"image_size":224}}"#).unwrap();
+        let cfg = parse(
+            r#"{"model_type":"idefics3","image_token_id":5,"vision_config":{"image_size":256}}"#,
+        )
+        .unwrap();
         assert_eq!(cfg.text.rms_norm_eps, 1e-5);
-        assert_eq!(cfg.image_token_id, 128_257);
         assert_eq!(cfg.scale_factor, 2);
         assert_eq!(cfg.family, Family::Idefics3);
-        assert_eq!(cfg.image_seq_len(), 49 / 4);
+        assert_eq!(cfg.image_seq_len(), 16);
     }
 
     #[test]

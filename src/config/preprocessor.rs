@@ -86,7 +86,7 @@ impl PreprocessorConfig {
             .map_err(|n| invalid(format!("`image_mean` must have 1 or 3 values, found {n}")))?;
         let std = three(raw.image_std, [0.5; 3])
             .map_err(|n| invalid(format!("`image_std` must have 1 or 3 values, found {n}")))?;
-        if std.iter().any(|s| *s == 0.0) {
+        if std.contains(&0.0) {
             return Err(invalid("`image_std` must not contain 0".into()));
         }
         if longest_edge == 0 || tile_size == 0 {

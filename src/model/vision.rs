@@ -149,19 +149,25 @@ impl VisionModel {
         })
     }
 
-    /// `pixels`: `[n, 3, H, W]` with H and W multiples of the patch size. `mask`: which patches
+    /// `pixels`: `[n, 3, H, W]`; pixels past the last whole patch are ignored. `mask`: which patches
     /// are real (none = all). Returns the post-LayerNorm hidden states `[n, (H/p)(W/p), D_v]`.
     pub fn forward(&self, pixels: &Tensor, mask: Option<&PatchMask>) -> Result<Tensor> {
         let (n, c, h, w) = pixels.dims4()?;
         let p = self.cfg.patch_size;
-        if h % p != 0 || w % p != 0 || c != self.cfg.num_channels {
+        if h < p || w < p || c != self.cfg.num_channels {
             return Err(Error::InvalidOption {
                 name: "pixel_values",
-                reason: format!("shape [{n}, {c}, {h}, {w}] does not tile into {p}×{p} patches"),
+                reason: format!(
+                    "shape [{n}, {c}, {h}, {w}] holds no {p}×{p} patch of {} channels",
+                    self.cfg.num_channels
+                ),
             });
         }
+        // A "valid" stride-p convolution ignores the pixels past the last whole patch.
         let (rows, cols) = (h / p, w / p);
         let patches = pixels
+            .narrow(2, 0, rows * p)?
+            .narrow(3, 0, cols * p)?
             .reshape((n, c, rows, p, cols, p))?
             .permute((0, 2, 4, 1, 3, 5))?
             .reshape((n, rows * cols, c * p * p))?;

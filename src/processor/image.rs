@@ -439,26 +439,27 @@ mod tests {
         );
     }
 
+    /// The encoder takes 16-bit samples in native byte order.
+    fn ne(samples: &[u16]) -> Vec<u8> {
+        samples.iter().flat_map(|v| v.to_ne_bytes()).collect()
+    }
+
     #[test]
     fn sixteen_bit_png_follows_pillow() {
         // Grey (Pillow I;16) saturates; RGB keeps the high byte.
-        let grey = load(png(2, 1, ExtendedColorType::L16, &[0, 200, 1, 0])).unwrap();
+        let grey = load(png(2, 1, ExtendedColorType::L16, &ne(&[200, 256]))).unwrap();
         assert_eq!(grey.pixels(), &[200, 255]);
         let rgb = load(png(
             1,
             1,
             ExtendedColorType::Rgb16,
-            &[0x12, 0x34, 0xAB, 0xCD, 0, 0xFF],
+            &ne(&[0x1234, 0xABCD, 0x00FF]),
         ))
         .unwrap();
         assert_eq!(rgb.pixels(), &[0x12, 0xAB, 0]);
         // A tRNS key on 16-bit grey makes that grey transparent, and the rest still saturates.
-        let keyed = with_chunk(
-            &png(2, 1, ExtendedColorType::L16, &[1, 44, 1, 45]),
-            b"tRNS",
-            &[1, 44],
-        );
-        let keyed = load(keyed).unwrap();
+        let plain = png(2, 1, ExtendedColorType::L16, &ne(&[300, 301]));
+        let keyed = load(with_chunk(&plain, b"tRNS", &300u16.to_be_bytes())).unwrap();
         assert_eq!(keyed.layout(), PixelLayout::La);
         assert_eq!(keyed.pixels(), &[255, 0, 255, 255]);
     }

@@ -56,7 +56,7 @@ pub struct PreparedPixels {
 ///
 /// ```
 /// # use vlm::processor::{image::*, pixels::*};
-/// let input = ImageInput::Rgb8 { width: 4, height: 2, pixels: vec![255; 24] };
+/// let input = ImageInput::Rgb8 { width: 4, height: 1, pixels: vec![255; 12] };
 /// let img = load_image(&input, &ImageLimits::default()).unwrap();
 /// let opts = PixelOptions {
 ///     longest_edge: 64, tile_size: 16, do_image_splitting: true, do_resize: true,
