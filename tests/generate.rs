@@ -193,3 +193,25 @@ fn a_prompt_past_the_context_is_refused_and_the_session_survives() {
         .unwrap();
     assert_eq!(g.finish, FinishReason::ContextFull);
 }
+
+#[test]
+fn streaming_never_splits_a_utf8_character() {
+    let tok = engine("tiny-smolvlm").processor().tokenizer();
+    let text = "Prix: 12 € — café ☕ 日本語 🚀 done";
+    let ids = tok.encode(text, false).unwrap();
+    // The tiny byte-level vocabulary splits multi-byte characters across tokens.
+    assert!(ids.len() > text.chars().count() / 2);
+    let mut detok = vlm::generate::Detokenizer::new(tok);
+    let mut streamed = String::new();
+    for id in &ids {
+        if let Some(delta) = detok.push(*id).unwrap() {
+            assert!(!delta.contains('\u{FFFD}'), "split character in {delta:?}");
+            streamed.push_str(&delta);
+        }
+    }
+    if let Some(rest) = detok.finish().unwrap() {
+        streamed.push_str(&rest);
+    }
+    assert_eq!(streamed, tok.decode(&ids, true).unwrap());
+    assert_eq!(streamed, text);
+}

@@ -133,42 +133,45 @@ pub fn resize_lanczos(img: &RgbImage, width: u32, height: u32) -> Result<RgbImag
         problem: format!("{width}x{height} output does not fit in memory"),
     };
     let src = img.as_raw().as_slice();
-    let (in_w, in_h) = (in_w as usize, in_h as usize);
-    let (need_horizontal, need_vertical) = (width as usize != in_w, height as usize != in_h);
-    let horizontal = Coefficients::new(in_w as u32, width);
-    let vertical = Coefficients::new(in_h as u32, height);
+    let horizontal = Coefficients::new(in_w, width).ok_or_else(too_big)?;
+    let vertical = Coefficients::new(in_h, height).ok_or_else(too_big)?;
+    let (in_w, out_w) = (in_w as usize, width as usize);
     // Pillow 13 runs the vertical pass first when the height shrinks by more than twice
     // what the width does. The u8 rounding between passes makes the order visible.
-    let shrink_h = in_h as i64 - i64::from(height);
+    let shrink_h = i64::from(in_h) - i64::from(height);
     let shrink_w = in_w as i64 - i64::from(width);
     let data = if shrink_h > 0 && shrink_h > shrink_w * 2 {
-        let tmp;
-        let rows = if need_vertical {
-            tmp = resample_vertical(src, in_w, 0, &vertical).ok_or_else(too_big)?;
-            &tmp[..]
+        let tmp = resample_vertical(src, in_w, 0, &vertical).ok_or_else(too_big)?;
+        if out_w == in_w {
+            tmp
         } else {
-            src
-        };
-        if need_horizontal {
-            resample_horizontal(rows, in_w, &horizontal).ok_or_else(too_big)?
-        } else {
-            rows.to_vec()
+            resample_horizontal(&tmp, in_w, &horizontal).ok_or_else(too_big)?
         }
-    } else if need_horizontal {
+    } else if out_w != in_w {
         // Only the source rows the vertical pass reads are resampled horizontally.
         let first = vertical.bounds.first().map_or(0, |b| b.0);
         let last = vertical.bounds.last().map_or(0, |b| b.0 + b.1);
-        let rows = &src[first * in_w * 3..last * in_w * 3];
+        let rows = src
+            .get(first * in_w * 3..last * in_w * 3)
+            .ok_or_else(too_big)?;
         let tmp = resample_horizontal(rows, in_w, &horizontal).ok_or_else(too_big)?;
-        if need_vertical {
-            resample_vertical(&tmp, width as usize, first, &vertical).ok_or_else(too_big)?
-        } else {
+        if height == in_h {
             tmp
+        } else {
+            resample_vertical(&tmp, out_w, first, &vertical).ok_or_else(too_big)?
         }
     } else {
         resample_vertical(src, in_w, 0, &vertical).ok_or_else(too_big)?
     };
     RgbImage::from_raw(width, height, data).ok_or_else(too_big)
+}
+
+/// A zero-filled buffer, or `None` when `len` cannot be allocated.
+fn zeroed<T: Copy + Default>(len: usize) -> Option<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).ok()?;
+    v.resize(len, T::default());
+    Some(v)
 }
 
 /// Per-output-sample filter taps: `bounds[i] = (first source index, tap count)` and
@@ -180,8 +183,9 @@ struct Coefficients {
 }
 
 impl Coefficients {
-    /// `precompute_coeffs` + `normalize_coeffs_8bpc` for a box of (0, in_size).
-    fn new(in_size: u32, out_size: u32) -> Coefficients {
+    /// `precompute_coeffs` + `normalize_coeffs_8bpc` for a box of (0, in_size); `None`
+    /// when the table cannot be allocated.
+    fn new(in_size: u32, out_size: u32) -> Option<Coefficients> {
         // Pillow passes the box edges as C floats, so the span goes through f32.
         let scale = f64::from(in_size as f32) / f64::from(out_size);
         let filterscale = scale.max(1.0);
@@ -189,8 +193,9 @@ impl Coefficients {
         let ksize = support.ceil() as usize * 2 + 1;
         let inv_filterscale = 1.0 / filterscale;
         let out_size = out_size as usize;
-        let mut bounds = Vec::with_capacity(out_size);
-        let mut weights = vec![0i32; out_size * ksize];
+        let mut bounds = Vec::new();
+        bounds.try_reserve_exact(out_size).ok()?;
+        let mut weights = zeroed::<i32>(out_size.checked_mul(ksize)?)?;
         let mut taps = vec![0f64; ksize];
         for (xx, row) in weights.chunks_exact_mut(ksize).enumerate() {
             let center = (xx as f64 + 0.5) * scale;
@@ -214,11 +219,11 @@ impl Coefficients {
             }
             bounds.push((xmin as usize, count));
         }
-        Coefficients {
+        Some(Coefficients {
             ksize,
             bounds,
             weights,
-        }
+        })
     }
 
     fn taps(&self, i: usize) -> (usize, &[i32]) {
@@ -255,7 +260,7 @@ const ROUNDING: i32 = 1 << (PRECISION_BITS - 1);
 fn resample_horizontal(src: &[u8], width: usize, coeffs: &Coefficients) -> Option<Vec<u8>> {
     let out_width = coeffs.bounds.len();
     let rows = src.len() / (width * 3);
-    let mut out = vec![0u8; rows.checked_mul(out_width)?.checked_mul(3)?];
+    let mut out = zeroed(rows.checked_mul(out_width)?.checked_mul(3)?)?;
     for (line_in, line_out) in src
         .chunks_exact(width * 3)
         .zip(out.chunks_exact_mut(out_width * 3))
@@ -285,8 +290,8 @@ fn resample_vertical(
     coeffs: &Coefficients,
 ) -> Option<Vec<u8>> {
     let stride = width * 3;
-    let mut out = vec![0u8; coeffs.bounds.len().checked_mul(stride)?];
-    let mut acc = vec![0i32; stride];
+    let mut out = zeroed(coeffs.bounds.len().checked_mul(stride)?)?;
+    let mut acc = zeroed(stride)?;
     for (yy, line_out) in out.chunks_exact_mut(stride).enumerate() {
         let (start, k) = coeffs.taps(yy);
         acc.fill(ROUNDING);
@@ -407,7 +412,7 @@ mod tests {
     #[test]
     fn weights_sum_to_one() {
         for (i, o) in [(1920, 2048), (2048, 512), (3, 1), (1, 7), (100, 33)] {
-            let c = Coefficients::new(i, o);
+            let c = Coefficients::new(i, o).unwrap();
             for j in 0..o as usize {
                 let sum: i32 = c.taps(j).1.iter().sum();
                 assert!(
