@@ -1,7 +1,7 @@
 //! [`Engine`]: a loaded model (configuration, weights, processor), immutable and shareable
 //! across threads; conversations run in [`crate::Session`]s made from it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
@@ -11,9 +11,11 @@ use crate::error::{Error, Result};
 use crate::model::{RopeLayout, SmolVlm};
 use crate::processor::chat::Message;
 use crate::processor::image::ImageLimits;
+use crate::processor::tokenizer::TextTokenizer;
 use crate::processor::{PreparedInput, Processor};
 use crate::session::Session;
-use crate::weights::{safetensors_files, Weights};
+use crate::weights::gguf::{GgufFile, Value};
+use crate::weights::{safetensors_files, GgufPair, QuantPolicy, QuantType, Weights};
 
 /// Where a model comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,12 +23,27 @@ use crate::weights::{safetensors_files, Weights};
 pub enum ModelSource {
     /// A Hugging Face checkpoint directory (config.json, safetensors, tokenizer, processor files).
     Dir(PathBuf),
+    /// A llama.cpp text-model GGUF and, for images, its mmproj GGUF.
+    Gguf {
+        /// The text model (`general.architecture = llama`), tokenizer included.
+        model: PathBuf,
+        /// The vision projector (`clip.projector_type = idefics3`).
+        mmproj: Option<PathBuf>,
+    },
 }
 
 impl ModelSource {
     /// A local Hugging Face checkpoint directory.
     pub fn dir(path: impl Into<PathBuf>) -> Self {
         ModelSource::Dir(path.into())
+    }
+
+    /// A GGUF pair (or a text-only GGUF when `mmproj` is `None`).
+    pub fn gguf(model: impl Into<PathBuf>, mmproj: Option<PathBuf>) -> Self {
+        ModelSource::Gguf {
+            model: model.into(),
+            mmproj,
+        }
     }
 }
 
@@ -60,6 +77,8 @@ pub struct EngineOptions {
     pub image_limits: ImageLimits,
     /// Cap on the context window (the model's own when `None` or larger).
     pub max_context: Option<usize>,
+    /// Quantize a safetensors checkpoint's matrices at load (see [`QuantPolicy`]).
+    pub quant: Option<QuantType>,
 }
 
 /// Facts about a loaded model.
@@ -75,8 +94,10 @@ pub struct ModelInfo {
     pub context_length: usize,
     /// Image tokens per view.
     pub image_seq_len: usize,
-    /// Tile side in pixels.
+    /// Tile side in pixels (0 without vision).
     pub tile_size: usize,
+    /// Whether the model takes images.
+    pub vision: bool,
 }
 
 pub(crate) struct EngineInner {
@@ -97,37 +118,78 @@ pub struct Engine {
 impl Engine {
     /// Loads a model.
     pub fn load(source: ModelSource, opts: EngineOptions) -> Result<Engine> {
-        match source {
-            ModelSource::Dir(dir) => Self::load_dir(&dir, &opts),
-        }
-    }
-
-    fn load_dir(dir: &Path, opts: &EngineOptions) -> Result<Engine> {
-        if !dir.is_dir() {
-            return Err(Error::MissingFile {
-                path: dir.to_path_buf(),
-            });
-        }
-        let config = CheckpointConfig::from_dir(dir)?;
-        let tokenizer_path = dir.join("tokenizer.json");
-        let processor = Processor::new(&config, &tokenizer_path, opts.image_limits)?;
-        let files = safetensors_files(dir)?;
         let device = Device::Cpu;
         let dtype = opts.precision.unwrap_or(Precision::F32).dtype();
-        let weights = Weights::from_safetensors(&files, dtype, &device)?;
-        let model = SmolVlm::load(&weights, &config.model, RopeLayout::SplitHalf)?;
+        let (config, processor, weights, describe) = match &source {
+            ModelSource::Dir(dir) => {
+                if !dir.is_dir() {
+                    return Err(Error::MissingFile {
+                        path: dir.to_path_buf(),
+                    });
+                }
+                let config = CheckpointConfig::from_dir(dir)?;
+                let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
+                let processor = Processor::new(&config, tokenizer, opts.image_limits)?;
+                let files = safetensors_files(dir)?;
+                let quant = opts.quant.map(QuantPolicy::new);
+                let weights = Weights::from_safetensors(&files, dtype, &device, quant)?;
+                (config, processor, weights, dir.display().to_string())
+            }
+            ModelSource::Gguf { model, mmproj } => {
+                if opts.quant.is_some() {
+                    return Err(Error::InvalidOption {
+                        name: "quant",
+                        reason: "GGUF files are already quantized; --quant applies to safetensors checkpoints".into(),
+                    });
+                }
+                let text = GgufFile::open(model)?;
+                crate::config::gguf::check_text_file(&text)?;
+                let mmproj = match mmproj {
+                    Some(p) => Some(GgufFile::open(p)?),
+                    None => None,
+                };
+                let tokenizer = TextTokenizer::from_tokenizer(gguf_tokenizer(&text)?);
+                let config = crate::config::gguf::checkpoint_config(
+                    &text,
+                    mmproj.as_ref(),
+                    &|t| tokenizer.token_id(t),
+                    &|id| tokenizer.token(id),
+                )?;
+                let processor = Processor::new(&config, tokenizer, opts.image_limits)?;
+                let describe = match &mmproj {
+                    Some(m) => format!("{} + {}", text.path().display(), m.path().display()),
+                    None => text.path().display().to_string(),
+                };
+                let pair = Arc::new(GgufPair { text, mmproj });
+                (
+                    config,
+                    processor,
+                    Weights::from_gguf(pair, dtype, &device),
+                    describe,
+                )
+            }
+        };
+        // llama.cpp's converter permutes GGUF Q/K rows so that adjacent-pair RoPE reproduces
+        // Hugging Face's split-half rotation: the layout follows the weight source.
+        let layout = if weights.is_gguf() {
+            RopeLayout::Interleaved
+        } else {
+            RopeLayout::SplitHalf
+        };
+        let model = SmolVlm::load(&weights, &config.model, layout)?;
 
         let mut eos_ids = config.generation.eos_token_ids.clone();
-        if let Some(eou) = processor.special_tokens().end_of_utterance {
-            if !eos_ids.contains(&eou) {
-                eos_ids.push(eou);
-            }
-        }
-        if let Some(eos) = config.tokenizer.eos_token.as_deref() {
-            if let Some(id) = processor.tokenizer().token_id(eos) {
-                if !eos_ids.contains(&id) {
-                    eos_ids.push(id);
-                }
+        let by_name = [
+            processor.special_tokens().end_of_utterance,
+            config
+                .tokenizer
+                .eos_token
+                .as_deref()
+                .and_then(|t| processor.tokenizer().token_id(t)),
+        ];
+        for id in by_name.into_iter().flatten() {
+            if !eos_ids.contains(&id) {
+                eos_ids.push(id);
             }
         }
         let model_ctx = config.model.text.max_position_embeddings;
@@ -137,11 +199,15 @@ impl Engine {
                 Family::SmolVlm => "smolvlm",
                 Family::Idefics3 => "idefics3",
             },
-            source: dir.display().to_string(),
+            source: describe,
             dtype: format!("{dtype:?}").to_lowercase(),
             context_length,
             image_seq_len: config.image_seq_len,
-            tile_size: config.preprocessor.tile_size as usize,
+            tile_size: config
+                .preprocessor
+                .as_ref()
+                .map_or(0, |p| p.tile_size as usize),
+            vision: config.model.vision.is_some(),
         };
         Ok(Engine {
             inner: Arc::new(EngineInner {
@@ -222,4 +288,54 @@ pub fn pixels_tensor(
         (p.n_views, 3, p.tile_size, p.tile_size),
         device,
     )?)
+}
+
+/// The tokenizer a GGUF file describes in its `tokenizer.ggml.*` metadata.
+fn gguf_tokenizer(file: &GgufFile) -> Result<tokenizers::Tokenizer> {
+    use crate::processor::gguf_tokenizer::{tokenizer_from_gguf, GgufVocab};
+    let bad = |problem: String| Error::WeightFile {
+        path: file.path().to_path_buf(),
+        problem,
+    };
+    let strings = |key: &str| -> Result<Vec<String>> {
+        let values = file
+            .get(key)
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad(format!("metadata key `{key}` is missing or not an array")))?;
+        values
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad(format!("`{key}` holds a value that is not a string")))
+    };
+    let tokens = strings("tokenizer.ggml.tokens")?;
+    let merges = match file.get("tokenizer.ggml.merges") {
+        Some(_) => strings("tokenizer.ggml.merges")?,
+        None => Vec::new(),
+    };
+    let token_types: Option<Vec<i32>> = file
+        .get("tokenizer.ggml.token_type")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_f64().map_or(1, |x| x as i32))
+                .collect()
+        });
+    let id = |key: &str| file.get(key).and_then(Value::as_u64).map(|v| v as u32);
+    let vocab = GgufVocab {
+        model: file.str("tokenizer.ggml.model")?,
+        pre: file.get("tokenizer.ggml.pre").and_then(Value::as_str),
+        tokens: &tokens,
+        token_types: token_types.as_deref(),
+        merges: &merges,
+        bos: id("tokenizer.ggml.bos_token_id"),
+        eos: id("tokenizer.ggml.eos_token_id"),
+        unk: id("tokenizer.ggml.unknown_token_id"),
+        pad: id("tokenizer.ggml.padding_token_id"),
+        add_bos: file
+            .get("tokenizer.ggml.add_bos_token")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    };
+    tokenizer_from_gguf(&vocab)
 }

@@ -10,3 +10,7 @@ mod processor;
 mod generate;
 // The command-line tool: outputs, exit codes, bad input.
 mod cli;
+// GGUF pairs against safetensors and transformers.
+mod gguf;
+// GGUF tokenizer metadata against the real SmolLM2 file.
+mod gguf_tokenizer;

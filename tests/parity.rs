@@ -158,6 +158,8 @@ fn masked_patches_bucket_and_attend_like_transformers() {
         .config()
         .model
         .vision
+        .as_ref()
+        .unwrap()
         .patches_per_side();
     let ids = vlm::model::vision::bucketed_position_ids(&mask, n_side);
     assert_eq!(ids, case.ids("position_ids"));

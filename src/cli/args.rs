@@ -9,9 +9,16 @@ use clap::{Args, ValueEnum};
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
     /// Model to run: a Hugging Face checkpoint directory (config.json, safetensors, tokenizer
-    /// and processor files).
-    #[arg(long, short = 'm', env = "VLM_MODEL", value_name = "DIR")]
+    /// and processor files), or a llama.cpp text-model GGUF file.
+    #[arg(long, short = 'm', env = "VLM_MODEL", value_name = "DIR|FILE.gguf")]
     pub model: PathBuf,
+    /// The vision projector GGUF (mmproj) that goes with a text-model GGUF.
+    #[arg(long, value_name = "FILE.gguf")]
+    pub mmproj: Option<PathBuf>,
+    /// Quantize a safetensors checkpoint at load: q8_0, q4_k, q4_0, f16 or bf16. The vision
+    /// tower and connector stay at 8 bits when the text model goes to 4.
+    #[arg(long, value_name = "TYPE")]
+    pub quant: Option<String>,
     /// Compute precision (f32 is the reference and the CPU default).
     #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
     pub dtype: DtypeArg,
@@ -31,8 +38,27 @@ pub enum DtypeArg {
 }
 
 impl ModelArgs {
-    pub fn engine_options(&self) -> vlm::EngineOptions {
-        vlm::EngineOptions {
+    /// The model source: a GGUF file (with its mmproj) or a checkpoint directory.
+    pub fn source(&self) -> Result<vlm::ModelSource> {
+        let is_gguf = self
+            .model
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+        if is_gguf {
+            return Ok(vlm::ModelSource::gguf(&self.model, self.mmproj.clone()));
+        }
+        if self.mmproj.is_some() {
+            bail!("invalid option `--mmproj`: it goes with a text-model GGUF given to --model, not with a checkpoint directory");
+        }
+        Ok(vlm::ModelSource::dir(&self.model))
+    }
+
+    pub fn engine_options(&self) -> Result<vlm::EngineOptions> {
+        let quant = match &self.quant {
+            Some(q) => Some(q.parse::<vlm::weights::QuantType>()?),
+            None => None,
+        };
+        Ok(vlm::EngineOptions {
             precision: Some(match self.dtype {
                 DtypeArg::F32 => vlm::Precision::F32,
                 DtypeArg::Bf16 => vlm::Precision::Bf16,
@@ -42,7 +68,8 @@ impl ModelArgs {
                 max_pixels: self.max_image_pixels,
             },
             max_context: self.ctx,
-        }
+            quant,
+        })
     }
 }
 

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use vlm::{apps, CancelToken, Engine, Event, Generation, ImageInput, ModelSource};
+use vlm::{apps, CancelToken, Engine, Event, Generation, ImageInput};
 
 use crate::cli::args::{AskArgs, DescribeArgs, ModelArgs, OutputArgs};
 
 fn load(model: &ModelArgs) -> Result<Engine> {
-    Engine::load(ModelSource::dir(&model.model), model.engine_options())
-        .with_context(|| format!("loading model {}", model.model.display()))
+    let source = model.source()?;
+    let opts = model.engine_options()?;
+    Engine::load(source, opts).with_context(|| format!("loading model {}", model.model.display()))
 }
 
 fn images(paths: &[PathBuf]) -> Vec<ImageInput> {

@@ -3,6 +3,7 @@
 //! Each file is read once here; everything downstream takes resolved, typed values.
 
 pub mod generation;
+pub mod gguf;
 pub mod model;
 pub mod preprocessor;
 pub mod tokenizer;
@@ -22,8 +23,8 @@ use crate::error::{Error, Result};
 pub struct CheckpointConfig {
     /// `config.json`.
     pub model: ModelConfig,
-    /// `preprocessor_config.json`.
-    pub preprocessor: PreprocessorConfig,
+    /// `preprocessor_config.json` (none for text-only models).
+    pub preprocessor: Option<PreprocessorConfig>,
     /// Image tokens per tile, checked against the geometry.
     pub image_seq_len: usize,
     /// `generation_config.json` (defaults when absent).
@@ -84,7 +85,7 @@ impl CheckpointConfig {
         let image_seq_len = check_geometry(&model, &preprocessor, processor.as_ref(), dir)?;
         Ok(CheckpointConfig {
             model,
-            preprocessor,
+            preprocessor: Some(preprocessor),
             image_seq_len,
             generation,
             tokenizer,
@@ -116,12 +117,15 @@ fn check_geometry(
     dir: &Path,
 ) -> Result<usize> {
     let derived = model.image_seq_len();
-    if pre.tile_size as usize != model.vision.image_size {
+    let Some(vision) = &model.vision else {
+        return Ok(0);
+    };
+    if pre.tile_size as usize != vision.image_size {
         return Err(Error::InvalidConfig {
             path: dir.join("preprocessor_config.json"),
             problem: format!(
                 "max_image_size.longest_edge is {} but the vision tower's image_size is {}",
-                pre.tile_size, model.vision.image_size
+                pre.tile_size, vision.image_size
             ),
         });
     }
@@ -131,7 +135,7 @@ fn check_geometry(
                 path: dir.join("processor_config.json"),
                 problem: format!(
                     "image_seq_len is {declared} but the geometry gives ({}/{})²/{}² = {derived}",
-                    model.vision.image_size, model.vision.patch_size, model.scale_factor
+                    vision.image_size, vision.patch_size, model.scale_factor
                 ),
             });
         }

@@ -117,17 +117,19 @@ pub struct ModelConfig {
     pub scale_factor: usize,
     /// Whether `lm_head` shares the token embedding matrix.
     pub tie_word_embeddings: bool,
-    /// Vision tower.
-    pub vision: VisionConfig,
+    /// Vision tower (absent for text-only checkpoints such as a lone text GGUF).
+    pub vision: Option<VisionConfig>,
     /// Text decoder.
     pub text: TextConfig,
 }
 
 impl ModelConfig {
-    /// Image tokens per tile: `(M/p)² / s²`.
+    /// Image tokens per tile: `(M/p)² / s²` (0 without a vision tower).
     pub fn image_seq_len(&self) -> usize {
-        let n = self.vision.patches_per_side();
-        (n * n) / (self.scale_factor * self.scale_factor)
+        self.vision.as_ref().map_or(0, |v| {
+            let n = v.patches_per_side();
+            (n * n) / (self.scale_factor * self.scale_factor)
+        })
     }
 
     /// Parses `config.json` text. `path` is only used in error messages.
@@ -168,22 +170,17 @@ impl ModelConfig {
             image_token_id: raw.image_token_id.unwrap_or(128_257),
             scale_factor: raw.scale_factor.unwrap_or(2),
             tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(false),
-            vision,
+            vision: Some(vision),
             text,
         };
         cfg.check().map_err(invalid)?;
         Ok(cfg)
     }
 
-    fn check(&self) -> std::result::Result<(), String> {
-        let v = &self.vision;
+    /// Checks that the numbers describe a model that can run; the message names the key.
+    pub fn check(&self) -> std::result::Result<(), String> {
         let t = &self.text;
         let positive = [
-            ("vision_config.hidden_size", v.hidden_size),
-            ("vision_config.num_attention_heads", v.num_attention_heads),
-            ("vision_config.num_hidden_layers", v.num_hidden_layers),
-            ("vision_config.patch_size", v.patch_size),
-            ("vision_config.image_size", v.image_size),
             ("text_config.hidden_size", t.hidden_size),
             ("text_config.num_attention_heads", t.num_attention_heads),
             ("text_config.num_key_value_heads", t.num_key_value_heads),
@@ -191,6 +188,43 @@ impl ModelConfig {
             ("text_config.vocab_size", t.vocab_size),
             ("text_config.head_dim", t.head_dim),
             ("scale_factor", self.scale_factor),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(format!("`{name}` must be positive"));
+            }
+        }
+        if t.num_attention_heads % t.num_key_value_heads != 0 {
+            return Err(format!(
+                "{} attention heads are not a multiple of {} key/value heads",
+                t.num_attention_heads, t.num_key_value_heads
+            ));
+        }
+        if t.head_dim % 2 != 0 {
+            return Err(format!(
+                "text head_dim {} must be even for RoPE",
+                t.head_dim
+            ));
+        }
+        if let Some(v) = &self.vision {
+            self.check_vision(v)?;
+            if self.image_token_id as usize >= t.vocab_size {
+                return Err(format!(
+                    "image_token_id {} is outside the vocabulary of {} tokens",
+                    self.image_token_id, t.vocab_size
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_vision(&self, v: &VisionConfig) -> std::result::Result<(), String> {
+        let positive = [
+            ("vision_config.hidden_size", v.hidden_size),
+            ("vision_config.num_attention_heads", v.num_attention_heads),
+            ("vision_config.num_hidden_layers", v.num_hidden_layers),
+            ("vision_config.patch_size", v.patch_size),
+            ("vision_config.image_size", v.image_size),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -222,24 +256,6 @@ impl ModelConfig {
                 "{} patches per side are not divisible by scale_factor {}",
                 v.patches_per_side(),
                 self.scale_factor
-            ));
-        }
-        if t.num_attention_heads % t.num_key_value_heads != 0 {
-            return Err(format!(
-                "{} attention heads are not a multiple of {} key/value heads",
-                t.num_attention_heads, t.num_key_value_heads
-            ));
-        }
-        if t.head_dim % 2 != 0 {
-            return Err(format!(
-                "text head_dim {} must be even for RoPE",
-                t.head_dim
-            ));
-        }
-        if self.image_token_id as usize >= t.vocab_size {
-            return Err(format!(
-                "image_token_id {} is outside the vocabulary of {} tokens",
-                self.image_token_id, t.vocab_size
             ));
         }
         Ok(())
@@ -391,8 +407,8 @@ mod tests {
         assert_eq!(cfg.text.rms_norm_eps, 1e-6);
         assert_eq!(cfg.text.rope_theta, 273768.0);
         assert_eq!(cfg.text.max_position_embeddings, 2048);
-        assert_eq!(cfg.vision.num_attention_heads, 16);
-        assert_eq!(cfg.vision.intermediate_size, 3072);
+        assert_eq!(cfg.vision.as_ref().unwrap().num_attention_heads, 16);
+        assert_eq!(cfg.vision.as_ref().unwrap().intermediate_size, 3072);
         assert_eq!(cfg.image_seq_len(), 81);
         assert!(!cfg.tie_word_embeddings);
     }

@@ -1,39 +1,124 @@
 //! Building blocks shared by the vision tower and the decoder: linear, norms, activations.
 
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Module, Tensor, D};
 
 use crate::config::Activation;
 use crate::error::Result;
+use crate::model::qmatmul::QMatrix;
 use crate::weights::Weights;
 
-/// `y = x Wᵀ + b`. Weights keep the checkpoint's `[out, in]` layout.
+/// `y = x Wᵀ + b`, with `W` dense (checkpoint `[out, in]` layout) or in a ggml block format.
 #[derive(Debug, Clone)]
-pub struct Linear {
-    weight: Tensor,
-    bias: Option<Tensor>,
+pub enum Linear {
+    /// A dense matrix; inputs of another dtype are cast to it and back.
+    Dense {
+        /// `[out, in]`.
+        weight: Tensor,
+        /// `[out]`.
+        bias: Option<Tensor>,
+    },
+    /// A matrix in a ggml block format, multiplied with f32 activations.
+    Quant {
+        /// The matrix.
+        matrix: Arc<QMatrix>,
+        /// `[out]`.
+        bias: Option<Tensor>,
+    },
 }
 
 impl Linear {
-    /// Loads `weight` (and `bias` when `bias` is true) under `w`.
-    pub fn load(w: &Weights, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
-        let weight = w.get((out_dim, in_dim), "weight")?;
-        let bias = if bias {
-            Some(w.get(out_dim, "bias")?)
-        } else {
-            None
-        };
-        Ok(Linear { weight, bias })
+    /// A dense layer.
+    pub fn dense(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Linear::Dense { weight, bias }
     }
 
-    /// Wraps an existing `[out, in]` matrix (tied embeddings).
-    pub fn from_weight(weight: Tensor) -> Self {
-        Linear { weight, bias: None }
+    /// A layer over a ggml tensor: float types become dense matrices in `dtype`, block types
+    /// stay quantized.
+    pub fn quantized(q: QTensor, bias: Option<Tensor>, dtype: DType) -> Result<Self> {
+        match q.dtype() {
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
+                let weight = q.dequantize(&q.device())?.to_dtype(dtype)?;
+                Ok(Linear::Dense { weight, bias })
+            }
+            _ => Ok(Linear::Quant {
+                matrix: Arc::new(QMatrix::new(&q)?),
+                bias,
+            }),
+        }
     }
 
-    /// `xs`: `[..., in]` → `[..., out]`.
+    /// `xs`: `[..., in]` → `[..., out]`, in the dtype of `xs`.
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let lin = candle_nn::Linear::new(self.weight.clone(), self.bias.clone());
-        Ok(lin.forward(xs)?)
+        let dtype = xs.dtype();
+        let (ys, bias) = match self {
+            Linear::Dense { weight, bias } => {
+                let x = xs.to_dtype(weight.dtype())?;
+                let lin = candle_nn::Linear::new(weight.clone(), None);
+                (lin.forward(&x)?, bias)
+            }
+            Linear::Quant { matrix, bias } => (matrix.forward(xs)?, bias),
+        };
+        let ys = ys.to_dtype(dtype)?;
+        match bias {
+            Some(b) => Ok(ys.broadcast_add(b)?),
+            None => Ok(ys),
+        }
+    }
+}
+
+/// Token embeddings: dense, or quantized rows dequantized on lookup.
+#[derive(Debug, Clone)]
+pub enum Embedding {
+    /// `[vocab, dim]`.
+    Dense(Tensor),
+    /// `[vocab, dim]` in a ggml block format; rows come out in `dtype`.
+    Quant {
+        /// The matrix.
+        table: Arc<QTensor>,
+        /// Output dtype.
+        dtype: DType,
+    },
+}
+
+impl Embedding {
+    /// Dense embeddings.
+    pub fn dense(table: Tensor) -> Self {
+        Embedding::Dense(table)
+    }
+
+    /// Embeddings over a ggml tensor (float types are made dense in `dtype`).
+    pub fn quantized(table: Arc<QTensor>, dtype: DType) -> Result<Self> {
+        match table.dtype() {
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => Ok(Embedding::Dense(
+                table.dequantize(&table.device())?.to_dtype(dtype)?,
+            )),
+            _ => Ok(Embedding::Quant { table, dtype }),
+        }
+    }
+
+    /// Ids `[...]` → rows `[..., dim]`.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Embedding::Dense(t) => {
+                let dim = t.dim(1)?;
+                Ok(candle_nn::Embedding::new(t.clone(), dim).forward(ids)?)
+            }
+            Embedding::Quant { table, dtype } => Ok(table.embedding(ids)?.to_dtype(*dtype)?),
+        }
+    }
+
+    /// The same matrix as an output projection (tied `lm_head`).
+    pub fn as_linear(&self) -> Result<Linear> {
+        Ok(match self {
+            Embedding::Dense(t) => Linear::dense(t.clone(), None),
+            Embedding::Quant { table, .. } => Linear::Quant {
+                matrix: Arc::new(QMatrix::new(table)?),
+                bias: None,
+            },
+        })
     }
 }
 

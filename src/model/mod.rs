@@ -4,6 +4,7 @@
 pub mod connector;
 pub mod kv_cache;
 pub mod layers;
+pub mod qmatmul;
 pub mod text;
 pub mod vision;
 
@@ -22,8 +23,8 @@ use vision::VisionModel;
 
 /// Vision tower → connector → decoder, with immutable weights (`&self` everywhere).
 pub struct SmolVlm {
-    vision: VisionModel,
-    connector: Connector,
+    /// Vision tower and connector; absent for text-only models.
+    vision: Option<(VisionModel, Connector)>,
     text: TextModel,
     image_token_id: u32,
     image_seq_len: usize,
@@ -36,13 +37,18 @@ impl SmolVlm {
     /// `model.text_model`, `lm_head`).
     pub fn load(w: &Weights, cfg: &ModelConfig, layout: RopeLayout) -> Result<Self> {
         let model = w.pp("model");
-        let vision = VisionModel::load(&model.pp("vision_model"), &cfg.vision)?;
-        let connector = Connector::load(
-            &model.pp("connector"),
-            cfg.vision.hidden_size,
-            cfg.text.hidden_size,
-            cfg.scale_factor,
-        )?;
+        let vision = match &cfg.vision {
+            Some(v) => Some((
+                VisionModel::load(&model.pp("vision_model"), v)?,
+                Connector::load(
+                    &model.pp("connector"),
+                    v.hidden_size,
+                    cfg.text.hidden_size,
+                    cfg.scale_factor,
+                )?,
+            )),
+            None => None,
+        };
         let text = TextModel::load(
             &model.pp("text_model"),
             &w.pp("lm_head"),
@@ -52,7 +58,6 @@ impl SmolVlm {
         )?;
         Ok(SmolVlm {
             vision,
-            connector,
             text,
             image_token_id: cfg.image_token_id,
             image_seq_len: cfg.image_seq_len(),
@@ -84,16 +89,30 @@ impl SmolVlm {
     /// Views `[n, 3, M, M]` (any float dtype) → image tokens `[n, image_seq_len, D_t]`.
     /// Ref: `SmolVLMModel.get_image_features`.
     pub fn encode_images(&self, pixels: &Tensor, mask: Option<&PatchMask>) -> Result<Tensor> {
+        let (vision, connector) = self.vision_parts()?;
         let pixels = pixels.to_device(&self.device)?.to_dtype(self.dtype)?;
-        let features = self.vision.forward(&pixels, mask)?;
-        self.connector.forward(&features)
+        let features = vision.forward(&pixels, mask)?;
+        connector.forward(&features)
+    }
+
+    /// Whether the model has a vision tower.
+    pub fn has_vision(&self) -> bool {
+        self.vision.is_some()
+    }
+
+    fn vision_parts(&self) -> Result<&(VisionModel, Connector)> {
+        self.vision.as_ref().ok_or_else(|| Error::InvalidOption {
+            name: "image",
+            reason: "this model has no vision encoder; give the mmproj GGUF with --mmproj".into(),
+        })
     }
 
     /// Views `[n, 3, H, W]` → the vision tower's output `[n, patches, D_v]`, before the
     /// connector.
     pub fn vision_features(&self, pixels: &Tensor, mask: Option<&PatchMask>) -> Result<Tensor> {
+        let (vision, _) = self.vision_parts()?;
         let pixels = pixels.to_device(&self.device)?.to_dtype(self.dtype)?;
-        self.vision.forward(&pixels, mask)
+        vision.forward(&pixels, mask)
     }
 
     /// Token ids → embeddings `[1, T, D_t]`, with image tokens replaced by `image_features`
@@ -114,7 +133,7 @@ impl SmolVlm {
         let positions: Vec<usize> = ids
             .iter()
             .enumerate()
-            .filter(|(_, id)| **id == self.image_token_id)
+            .filter(|(_, id)| self.vision.is_some() && **id == self.image_token_id)
             .map(|(i, _)| i)
             .collect();
         if positions.is_empty() {

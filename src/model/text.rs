@@ -2,12 +2,12 @@
 //!
 //! Ref: transformers `LlamaModel` / `LlamaForCausalLM` (modeling_llama.py, 5.24).
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use crate::config::{Activation, TextConfig};
 use crate::error::Result;
 use crate::model::kv_cache::KvCache;
-use crate::model::layers::{activate, Linear, RmsNorm};
+use crate::model::layers::{activate, Embedding, Linear, RmsNorm};
 use crate::weights::Weights;
 
 /// How a checkpoint lays out the two halves rotated by RoPE in its Q/K rows.
@@ -77,10 +77,18 @@ impl Attention {
         let d = cfg.hidden_size;
         let hd = cfg.head_dim;
         Ok(Attention {
-            q_proj: Linear::load(&w.pp("q_proj"), d, cfg.num_attention_heads * hd, false)?,
-            k_proj: Linear::load(&w.pp("k_proj"), d, cfg.num_key_value_heads * hd, false)?,
-            v_proj: Linear::load(&w.pp("v_proj"), d, cfg.num_key_value_heads * hd, false)?,
-            o_proj: Linear::load(&w.pp("o_proj"), cfg.num_attention_heads * hd, d, false)?,
+            q_proj: w
+                .pp("q_proj")
+                .linear(d, cfg.num_attention_heads * hd, false)?,
+            k_proj: w
+                .pp("k_proj")
+                .linear(d, cfg.num_key_value_heads * hd, false)?,
+            v_proj: w
+                .pp("v_proj")
+                .linear(d, cfg.num_key_value_heads * hd, false)?,
+            o_proj: w
+                .pp("o_proj")
+                .linear(cfg.num_attention_heads * hd, d, false)?,
             heads: cfg.num_attention_heads,
             kv_heads: cfg.num_key_value_heads,
             head_dim: hd,
@@ -180,12 +188,11 @@ struct DecoderLayer {
 
 /// The decoder with its `lm_head`.
 pub struct TextModel {
-    embed_tokens: Tensor,
+    embed_tokens: Embedding,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
     lm_head: Linear,
     rotary: Rotary,
-    cfg: TextConfig,
 }
 
 impl TextModel {
@@ -200,7 +207,7 @@ impl TextModel {
     ) -> Result<Self> {
         let d = cfg.hidden_size;
         let f = cfg.intermediate_size;
-        let embed_tokens = w.pp("embed_tokens").get((cfg.vocab_size, d), "weight")?;
+        let embed_tokens = w.pp("embed_tokens").embedding(cfg.vocab_size, d)?;
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| {
                 let l = w.pp(format!("layers.{i}"));
@@ -214,9 +221,9 @@ impl TextModel {
                         cfg.rms_norm_eps,
                     )?,
                     mlp: Mlp {
-                        gate_proj: Linear::load(&mlp.pp("gate_proj"), d, f, false)?,
-                        up_proj: Linear::load(&mlp.pp("up_proj"), d, f, false)?,
-                        down_proj: Linear::load(&mlp.pp("down_proj"), f, d, false)?,
+                        gate_proj: mlp.pp("gate_proj").linear(d, f, false)?,
+                        up_proj: mlp.pp("up_proj").linear(d, f, false)?,
+                        down_proj: mlp.pp("down_proj").linear(f, d, false)?,
                         act: cfg.hidden_act,
                     },
                 })
@@ -224,9 +231,9 @@ impl TextModel {
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(&w.pp("norm"), d, cfg.rms_norm_eps)?;
         let lm_head = if tie_word_embeddings {
-            Linear::from_weight(embed_tokens.clone())
+            embed_tokens.as_linear()?
         } else {
-            Linear::load(lm_head, d, cfg.vocab_size, false)?
+            lm_head.linear(d, cfg.vocab_size, false)?
         };
         Ok(TextModel {
             embed_tokens,
@@ -234,14 +241,12 @@ impl TextModel {
             norm,
             lm_head,
             rotary: Rotary::new(cfg, layout),
-            cfg: cfg.clone(),
         })
     }
 
     /// Token ids `[1, T]` → embeddings `[1, T, D_t]`.
     pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
-        let emb = candle_nn::Embedding::new(self.embed_tokens.clone(), self.cfg.hidden_size);
-        Ok(emb.forward(ids)?)
+        self.embed_tokens.forward(ids)
     }
 
     /// Runs embeddings `[1, T, D_t]` at positions `cache.len()..` through the decoder, appending

@@ -84,12 +84,23 @@ enum TemplatePart<'a> {
 #[derive(Serialize)]
 struct TemplateMessage<'a> {
     role: Role,
-    content: Vec<TemplatePart<'a>>,
+    content: TemplateContent<'a>,
+}
+
+/// Multimodal templates index `content` as a list of parts; text-only templates (such as the
+/// ChatML template of a SmolLM2 GGUF) concatenate it as a string.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TemplateContent<'a> {
+    Parts(Vec<TemplatePart<'a>>),
+    Text(String),
 }
 
 /// A compiled chat template.
 pub struct ChatTemplate {
     env: Environment<'static>,
+    /// Whether the template reads content parts by their `type` (multimodal templates do).
+    reads_parts: bool,
     bos_token: String,
     eos_token: String,
 }
@@ -110,27 +121,70 @@ impl ChatTemplate {
         );
         env.add_template_owned("chat", source.to_string())
             .map_err(|e| Error::Template(format!("cannot parse: {e}")))?;
+        let reads_parts = ["['type']", "[\"type\"]", ".type"]
+            .iter()
+            .any(|p| source.contains(p));
         Ok(ChatTemplate {
             env,
+            reads_parts,
             bos_token: bos_token.to_string(),
             eos_token: eos_token.to_string(),
         })
     }
 
     /// Renders `messages` with the generation prompt appended when `add_generation_prompt`.
+    ///
+    /// Content goes to the template as a list of parts, as transformers' processors pass it,
+    /// unless the template never looks at part types and no message has an image: text-only
+    /// templates (such as a SmolLM2 GGUF's ChatML) expect each message's text as a string.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        let has_images = messages.iter().any(|m| m.images().next().is_some());
+        if !self.reads_parts && !has_images {
+            return self.render_as(messages, add_generation_prompt, true);
+        }
+        match self.render_as(messages, add_generation_prompt, false) {
+            Ok(s) => Ok(s),
+            Err(first) => {
+                if has_images {
+                    return Err(first);
+                }
+                self.render_as(messages, add_generation_prompt, true)
+                    .map_err(|_| first)
+            }
+        }
+    }
+
+    fn render_as(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        as_text: bool,
+    ) -> Result<String> {
         let messages: Vec<TemplateMessage<'_>> = messages
             .iter()
             .map(|m| TemplateMessage {
                 role: m.role,
-                content: m
-                    .content
-                    .iter()
-                    .map(|c| match c {
-                        Content::Text(t) => TemplatePart::Text { text: t },
-                        Content::Image(_) => TemplatePart::Image {},
-                    })
-                    .collect(),
+                content: if as_text {
+                    TemplateContent::Text(
+                        m.content
+                            .iter()
+                            .filter_map(|c| match c {
+                                Content::Text(t) => Some(t.as_str()),
+                                Content::Image(_) => None,
+                            })
+                            .collect(),
+                    )
+                } else {
+                    TemplateContent::Parts(
+                        m.content
+                            .iter()
+                            .map(|c| match c {
+                                Content::Text(t) => TemplatePart::Text { text: t },
+                                Content::Image(_) => TemplatePart::Image {},
+                            })
+                            .collect(),
+                    )
+                },
             })
             .collect();
         let tmpl = self
@@ -180,6 +234,17 @@ mod tests {
         assert_eq!(
             out,
             "<|im_start|>System: Be brief.<end_of_utterance>\nUser: What is this?<image><end_of_utterance>\nAssistant:  A cat.<end_of_utterance>\nUser: Sure?<end_of_utterance>\n"
+        );
+    }
+
+    #[test]
+    fn text_only_templates_get_string_content() {
+        let chatml = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+        let t = ChatTemplate::new(chatml, "", "").unwrap();
+        let out = t.render(&[Message::user([], "Hi")], true).unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
         );
     }
 

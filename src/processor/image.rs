@@ -75,7 +75,8 @@ impl PixelLayout {
 ///
 /// Sources with more than 8 bits per sample are reduced as Pillow reads them: 16-bit
 /// RGB, RGBA and grey-alpha PNGs keep the high byte, 16-bit grey PNGs (Pillow's `I;16`)
-/// saturate at 255. Palettes are expanded, with transparency becoming alpha.
+/// saturate at 255. Palettes are expanded, with transparency becoming alpha. CMYK JPEGs
+/// arrive as RGB, converted by the decoder as Adobe-inverted CMYK.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadedImage {
     origin: String,
@@ -248,7 +249,12 @@ fn decode<R: BufRead + Seek>(
         }
         None => return Err("not a PNG, JPEG, WebP or GIF image".to_string()),
     };
-    let format_name = format!("{format:?}").to_uppercase();
+    let format_name = match format {
+        ImageFormat::Png => "PNG",
+        ImageFormat::Jpeg => "JPEG",
+        ImageFormat::WebP => "WebP",
+        _ => "GIF",
+    };
     let mut decoder_limits = Limits::default();
     // A side longer than the pixel budget is over it whatever the other side is.
     let max_side = u32::try_from(limits.max_pixels).unwrap_or(u32::MAX);
@@ -258,26 +264,27 @@ fn decode<R: BufRead + Seek>(
     decoder_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8).saturating_add(64 << 20));
     reader.limits(decoder_limits);
 
-    let describe = |e: ImageError| describe_image_error(&e, &format_name, limits);
+    let describe = |e: ImageError| describe_image_error(&e, format_name, limits);
     let mut decoder = reader.into_decoder().map_err(describe)?;
     let (width, height) = decoder.dimensions();
     check_size(width, height, limits)?;
     let orientation = decoder.orientation().map_err(describe)?;
     let mut img = DynamicImage::from_decoder(decoder).map_err(describe)?;
     img.apply_orientation(orientation);
-    to_loaded(img, grey16_with_key(header))
+    to_loaded(img, is_png_grey16(header))
 }
 
-/// Whether a PNG header declares 16-bit grey: with a tRNS key the decoder reports it as
-/// grey-alpha, but Pillow reads it as `I;16` plus a transparency key.
-fn grey16_with_key(header: &[u8]) -> bool {
+/// Whether a PNG header declares 16-bit grey. With a tRNS key the decoder reports such an
+/// image as grey-alpha, but Pillow reads it as `I;16` plus a transparency key, so its grey
+/// saturates instead of keeping the high byte.
+fn is_png_grey16(header: &[u8]) -> bool {
     header.starts_with(b"\x89PNG\r\n\x1a\n")
         && header.get(12..16) == Some(b"IHDR")
         && header.get(24) == Some(&16)
         && header.get(25) == Some(&0)
 }
 
-fn to_loaded(img: DynamicImage, grey16_with_key: bool) -> std::result::Result<LoadedImage, String> {
+fn to_loaded(img: DynamicImage, png_grey16: bool) -> std::result::Result<LoadedImage, String> {
     let (width, height) = (img.width(), img.height());
     let high_byte = |v: &u16| (v >> 8) as u8;
     // Pillow's I;16 → RGB conversion (`I16_RGB`) clips instead of scaling.
@@ -288,7 +295,7 @@ fn to_loaded(img: DynamicImage, grey16_with_key: bool) -> std::result::Result<Lo
         DynamicImage::ImageRgb8(b) => (PixelLayout::Rgb, b.into_raw()),
         DynamicImage::ImageRgba8(b) => (PixelLayout::Rgba, b.into_raw()),
         DynamicImage::ImageLuma16(b) => (PixelLayout::L, b.iter().map(|&v| saturate(v)).collect()),
-        DynamicImage::ImageLumaA16(b) if grey16_with_key => (
+        DynamicImage::ImageLumaA16(b) if png_grey16 => (
             PixelLayout::La,
             b.chunks_exact(2)
                 .flat_map(|p| [saturate(p[0]), high_byte(&p[1])])
@@ -325,6 +332,7 @@ fn check_size(width: u32, height: u32, limits: &ImageLimits) -> std::result::Res
 fn describe_io(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "file not found".to_string(),
+        std::io::ErrorKind::IsADirectory => "is a directory, not an image file".to_string(),
         std::io::ErrorKind::UnexpectedEof => "image data is truncated".to_string(),
         _ => one_line(&e.to_string()),
     }

@@ -5,14 +5,13 @@
 //! `tokenizer`). No model code runs in this module.
 
 pub mod chat;
+pub mod gguf_tokenizer;
 pub mod image;
 pub mod pixels;
 pub mod prompt;
 pub mod resize;
 pub mod tiles;
 pub mod tokenizer;
-
-use std::path::Path;
 
 use crate::config::CheckpointConfig;
 use crate::error::Result;
@@ -51,27 +50,30 @@ pub struct Processor {
     tokenizer: TextTokenizer,
     template: ChatTemplate,
     special: SpecialTokens,
-    pixel_options: PixelOptions,
+    /// Image settings; none for text-only models.
+    pixel_options: Option<PixelOptions>,
     image_seq_len: usize,
     limits: ImageLimits,
 }
 
 impl Processor {
     /// Builds the processor of a checkpoint from its configuration and `tokenizer.json`.
-    pub fn new(cfg: &CheckpointConfig, tokenizer_path: &Path, limits: ImageLimits) -> Result<Self> {
-        let tokenizer = TextTokenizer::from_file(tokenizer_path)?;
+    pub fn new(
+        cfg: &CheckpointConfig,
+        tokenizer: TextTokenizer,
+        limits: ImageLimits,
+    ) -> Result<Self> {
         let special = SpecialTokens::lookup(&tokenizer, &cfg.tokenizer.special)?;
-        if special.image != cfg.model.image_token_id {
+        if cfg.model.vision.is_some() && special.image != Some(cfg.model.image_token_id) {
             return Err(crate::Error::Tokenizer(format!(
-                "`{}` is token {} in the tokenizer but config.json says image_token_id {}",
+                "`{}` is token {:?} in the tokenizer but the model config says image_token_id {}",
                 special.names.image, special.image, cfg.model.image_token_id
             )));
         }
         let eos = cfg.tokenizer.eos_token.clone().unwrap_or_default();
         let bos = cfg.tokenizer.bos_token.clone().unwrap_or_default();
         let template = ChatTemplate::new(&cfg.chat_template, &bos, &eos)?;
-        let pre = &cfg.preprocessor;
-        let pixel_options = PixelOptions {
+        let pixel_options = cfg.preprocessor.as_ref().map(|pre| PixelOptions {
             longest_edge: pre.longest_edge,
             tile_size: pre.tile_size,
             do_image_splitting: pre.do_image_splitting,
@@ -82,7 +84,7 @@ impl Processor {
             image_mean: pre.image_mean,
             image_std: pre.image_std,
             do_convert_rgb: pre.do_convert_rgb,
-        };
+        });
         Ok(Processor {
             tokenizer,
             template,
@@ -110,7 +112,9 @@ impl Processor {
 
     /// Whether images are split into tiles by default.
     pub fn splits_images(&self) -> bool {
-        self.pixel_options.do_image_splitting
+        self.pixel_options
+            .as_ref()
+            .is_some_and(|p| p.do_image_splitting)
     }
 
     /// Decodes and preprocesses one image. `splitting` overrides the checkpoint's
@@ -120,8 +124,15 @@ impl Processor {
         input: &ImageInput,
         splitting: Option<bool>,
     ) -> Result<PreparedImage> {
+        let Some(opts) = &self.pixel_options else {
+            return Err(crate::Error::InvalidOption {
+                name: "image",
+                reason: "this model has no vision encoder; give the mmproj GGUF with --mmproj"
+                    .into(),
+            });
+        };
         let loaded = load_image(input, &self.limits)?;
-        let mut opts = self.pixel_options.clone();
+        let mut opts = opts.clone();
         if let Some(split) = splitting {
             opts.do_image_splitting = split;
         }
@@ -170,10 +181,12 @@ impl Processor {
         let grids: Vec<Grid> = images.iter().map(|i| i.grid).collect();
         let (prompt, text, input_ids) =
             self.tokenize_conversation(messages, &grids, add_generation_prompt)?;
-        let n_image_tokens = input_ids
-            .iter()
-            .filter(|id| **id == self.special.image)
-            .count();
+        let n_image_tokens = match self.special.image {
+            Some(image) if self.pixel_options.is_some() => {
+                input_ids.iter().filter(|id| **id == image).count()
+            }
+            _ => 0,
+        };
         Ok(PreparedInput {
             prompt,
             text,

@@ -42,7 +42,7 @@ pub fn fit_longest_edge(width: u32, height: u32, longest_edge: u32) -> (u32, u32
 /// assert_eq!(stretch_to_tile_multiple(2048, 1152, 512), (2048, 1536));
 /// ```
 pub fn stretch_to_tile_multiple(width: u32, height: u32, tile: u32) -> (u64, u64) {
-    let (w, h, m) = (u64::from(width), u64::from(height), tile as f64);
+    let (w, h, m) = (u64::from(width), u64::from(height), f64::from(tile));
     let aspect_ratio = w as f64 / h as f64;
     if w >= h {
         let width = ceil_multiple(w as f64, m);

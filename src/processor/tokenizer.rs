@@ -25,6 +25,11 @@ impl TextTokenizer {
         Ok(TextTokenizer { inner })
     }
 
+    /// Wraps a tokenizer built in memory (e.g. from GGUF metadata).
+    pub fn from_tokenizer(inner: tokenizers::Tokenizer) -> Self {
+        TextTokenizer { inner }
+    }
+
     /// Text → ids. `add_special_tokens` applies the tokenizer's post-processor (as
     /// transformers' processor call does).
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
@@ -47,6 +52,11 @@ impl TextTokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// The string of token `id`, if it exists.
+    pub fn token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
     /// Size of the vocabulary, added tokens included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
@@ -58,25 +68,22 @@ impl TextTokenizer {
 pub struct SpecialTokens {
     /// Token names used in prompts.
     pub names: SpecialTokenNames,
-    /// `<image>`.
-    pub image: u32,
-    /// `<fake_token_around_image>`.
-    pub fake_image: u32,
+    /// `<image>` (text-only vocabularies lack it).
+    pub image: Option<u32>,
+    /// `<fake_token_around_image>` (text-only vocabularies lack it).
+    pub fake_image: Option<u32>,
     /// `<end_of_utterance>`, if the vocabulary has it.
     pub end_of_utterance: Option<u32>,
 }
 
 impl SpecialTokens {
-    /// Looks the processor's tokens up in `tok`. `<image>` and the fake token must be single
-    /// tokens; `<global-img>` and `<row_r_col_c>` may be plain text (SmolVLM v1).
+    /// Looks the processor's tokens up in `tok`. `<global-img>` and `<row_r_col_c>` may be
+    /// plain text (SmolVLM v1); whether `<image>` must exist is the caller's concern (only a
+    /// model with vision needs it).
     pub fn lookup(tok: &TextTokenizer, names: &SpecialTokenNames) -> Result<Self> {
-        let need = |name: &str| {
-            tok.token_id(name)
-                .ok_or_else(|| Error::Tokenizer(format!("the vocabulary has no `{name}` token")))
-        };
         Ok(SpecialTokens {
-            image: need(&names.image)?,
-            fake_image: need(&names.fake_image)?,
+            image: tok.token_id(&names.image),
+            fake_image: tok.token_id(&names.fake_image),
             end_of_utterance: tok.token_id(&names.end_of_utterance),
             names: names.clone(),
         })

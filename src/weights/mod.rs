@@ -1,28 +1,62 @@
-//! Weight files → named tensors on a device, in the compute dtype.
+//! Weight files → named tensors on a device, in the compute dtype, quantized where the file or
+//! the quantization policy says so.
 //!
-//! The model definition asks for tensors by checkpoint name through [`Weights`]; where they come
-//! from (safetensors today) is this module's business, so new formats slot in here and not in
-//! the model code.
+//! The model definition asks for tensors by their Hugging Face names through [`Weights`];
+//! safetensors checkpoints answer directly, GGUF pairs through the name table in [`names`].
+//! Differences between formats are data here (a quantized matrix, a RoPE layout), never a
+//! second model definition.
 
+pub mod gguf;
+pub mod names;
+pub mod quant;
 pub mod safetensors;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::error::{Error, Result};
+use crate::model::layers::{Embedding, Linear};
+use gguf::GgufFile;
+use names::GgufPart;
+pub use quant::{QuantPolicy, QuantType, Target};
+
+/// A text GGUF and, for images, its mmproj GGUF.
+pub struct GgufPair {
+    /// The text model (`general.architecture = llama`).
+    pub text: GgufFile,
+    /// The vision projector (`general.architecture = clip`), if given.
+    pub mmproj: Option<GgufFile>,
+}
+
+#[derive(Clone)]
+enum Store {
+    Safetensors(VarBuilder<'static>),
+    Gguf(Arc<GgufPair>),
+}
 
 /// A view of a checkpoint's tensors under a name prefix.
 #[derive(Clone)]
 pub struct Weights {
-    vb: VarBuilder<'static>,
+    store: Store,
+    prefix: String,
+    dtype: DType,
+    device: Device,
+    quant: Option<QuantPolicy>,
 }
 
 impl Weights {
     /// Memory-maps safetensors files (one, or all shards of one checkpoint). Tensors are
-    /// converted to `dtype` on `device` when they are read.
-    pub fn from_safetensors(files: &[PathBuf], dtype: DType, device: &Device) -> Result<Self> {
+    /// converted to `dtype` on `device` when read; `quant` quantizes matrices at load.
+    pub fn from_safetensors(
+        files: &[PathBuf],
+        dtype: DType,
+        device: &Device,
+        quant: Option<QuantPolicy>,
+    ) -> Result<Self> {
         for file in files {
             safetensors::validate(file)?;
         }
@@ -35,55 +69,202 @@ impl Weights {
                     problem: e.to_string(),
                 }
             })?;
-        Ok(Weights { vb })
+        Ok(Weights {
+            store: Store::Safetensors(vb),
+            prefix: String::new(),
+            dtype,
+            device: device.clone(),
+            quant,
+        })
+    }
+
+    /// Serves a GGUF pair under Hugging Face names. Activations use `dtype`; quantized
+    /// matrices stay quantized.
+    pub fn from_gguf(pair: Arc<GgufPair>, dtype: DType, device: &Device) -> Self {
+        Weights {
+            store: Store::Gguf(pair),
+            prefix: String::new(),
+            dtype,
+            device: device.clone(),
+            quant: None,
+        }
+    }
+
+    /// Whether the weights come from GGUF files (whose Q/K rows are permuted for interleaved
+    /// RoPE by llama.cpp's converter).
+    pub fn is_gguf(&self) -> bool {
+        matches!(self.store, Store::Gguf(_))
     }
 
     /// The same weights, with `prefix` appended to the name path.
     pub fn pp(&self, prefix: impl ToString) -> Weights {
-        Weights {
-            vb: self.vb.pp(prefix),
-        }
+        let mut w = self.clone();
+        w.prefix = self.path(&prefix.to_string());
+        w
     }
 
-    /// Full checkpoint name of `name` under this prefix.
+    /// Full Hugging Face name of `name` under this prefix.
     pub fn path(&self, name: &str) -> String {
-        let prefix = self.vb.prefix();
-        if prefix.is_empty() {
+        if self.prefix.is_empty() {
             name.to_string()
         } else {
-            format!("{prefix}.{name}")
+            format!("{}.{name}", self.prefix)
         }
     }
 
-    /// Whether a tensor named `name` exists under this prefix.
-    pub fn contains(&self, name: &str) -> bool {
-        self.vb.contains_tensor(name)
-    }
-
-    /// Reads tensor `name`, which must have `shape`.
-    pub fn get(&self, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
-        let shape: Shape = shape.into();
-        self.vb.get(shape.clone(), name).map_err(|e| {
-            let problem = if self.contains(name) {
-                format!("expected shape {shape:?}: {e}")
-            } else {
-                "missing from the checkpoint".to_string()
-            };
-            Error::Weight {
-                name: self.path(name),
-                problem,
-            }
-        })
-    }
-
-    /// The compute dtype tensors are converted to.
+    /// The compute dtype.
     pub fn dtype(&self) -> DType {
-        self.vb.dtype()
+        self.dtype
     }
 
     /// The device tensors are placed on.
     pub fn device(&self) -> &Device {
-        self.vb.device()
+        &self.device
+    }
+
+    /// Whether a tensor named `name` exists under this prefix.
+    pub fn contains(&self, name: &str) -> bool {
+        let full = self.path(name);
+        match &self.store {
+            Store::Safetensors(vb) => vb.contains_tensor(&full),
+            Store::Gguf(pair) => gguf_location(pair, &full).is_some(),
+        }
+    }
+
+    /// Reads tensor `name`, which must have `shape`, as a dense tensor in the compute dtype.
+    pub fn get(&self, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
+        let shape: Shape = shape.into();
+        let full = self.path(name);
+        match &self.store {
+            Store::Safetensors(vb) => vb.get(shape.clone(), &full).map_err(|e| Error::Weight {
+                problem: if vb.contains_tensor(&full) {
+                    format!("expected shape {shape:?}: {e}")
+                } else {
+                    "missing from the checkpoint".to_string()
+                },
+                name: full,
+            }),
+            Store::Gguf(pair) => {
+                let q = self.gguf_tensor(pair, &full, &shape)?;
+                Ok(q.dequantize(&self.device)?.to_dtype(self.dtype)?)
+            }
+        }
+    }
+
+    /// Loads the matrix `weight` (`[out, in]`) and optionally `bias` under this prefix.
+    pub fn linear(&self, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
+        let bias = if bias {
+            Some(self.get(out_dim, "bias")?)
+        } else {
+            None
+        };
+        let full = self.path("weight");
+        let matmul = match &self.store {
+            Store::Safetensors(_) => {
+                let dense = self.get((out_dim, in_dim), "weight")?;
+                match self.quant.map(|q| q.matrix(&full, in_dim)) {
+                    Some(Target::Quant(ty)) => self.quantize(&dense, ty, &full)?,
+                    Some(Target::Dense(dt)) => return Ok(Linear::dense(dense.to_dtype(dt)?, bias)),
+                    None => return Ok(Linear::dense(dense, bias)),
+                }
+            }
+            Store::Gguf(pair) => self.gguf_tensor(pair, &full, &Shape::from((out_dim, in_dim)))?,
+        };
+        Linear::quantized(matmul, bias, self.dtype)
+    }
+
+    /// Loads an embedding matrix `[vocab, dim]` named `weight` under this prefix, kept
+    /// quantized when the file (or the policy) quantizes it.
+    pub fn embedding(&self, vocab: usize, dim: usize) -> Result<Embedding> {
+        let full = self.path("weight");
+        let q = match &self.store {
+            Store::Safetensors(_) => {
+                let dense = self.get((vocab, dim), "weight")?;
+                match self.quant.map(|q| q.embedding(dim)) {
+                    Some(Target::Quant(ty)) => self.quantize(&dense, ty, &full)?,
+                    Some(Target::Dense(dt)) => return Ok(Embedding::dense(dense.to_dtype(dt)?)),
+                    None => return Ok(Embedding::dense(dense)),
+                }
+            }
+            Store::Gguf(pair) => self.gguf_tensor(pair, &full, &Shape::from((vocab, dim)))?,
+        };
+        Embedding::quantized(Arc::new(q), self.dtype)
+    }
+
+    fn quantize(&self, dense: &Tensor, ty: GgmlDType, name: &str) -> Result<QTensor> {
+        let f32 = dense.to_dtype(DType::F32)?;
+        QTensor::quantize(&f32, ty).map_err(|e| Error::Weight {
+            name: name.to_string(),
+            problem: format!("cannot quantize to {ty:?}: {e}"),
+        })
+    }
+
+    fn gguf_tensor(&self, pair: &GgufPair, hf: &str, shape: &Shape) -> Result<QTensor> {
+        let (file, name) = gguf_location(pair, hf).ok_or_else(|| missing_gguf(pair, hf))?;
+        let info = &file.tensors[&name];
+        if info.shape.as_slice() == shape.dims() {
+            return file.tensor(&name, &self.device);
+        }
+        // Older mmproj files call fc1 `ffn_down` and fc2 `ffn_up`: llama.cpp tells them apart by
+        // shape, and so do we.
+        if let Some(partner) = swapped_ffn_name(&name) {
+            if file
+                .tensors
+                .get(&partner)
+                .is_some_and(|p| p.shape.as_slice() == shape.dims())
+            {
+                return file.tensor(&partner, &self.device);
+            }
+        }
+        Err(Error::Weight {
+            name: format!("{name} (`{hf}`) in {}", file.path().display()),
+            problem: format!("has shape {:?}, expected {:?}", info.shape, shape.dims()),
+        })
+    }
+}
+
+fn gguf_location<'a>(pair: &'a GgufPair, hf: &str) -> Option<(&'a GgufFile, String)> {
+    let (part, name) = names::to_gguf(hf)?;
+    let file = match part {
+        GgufPart::Text => &pair.text,
+        GgufPart::Mmproj => pair.mmproj.as_ref()?,
+    };
+    file.tensors.contains_key(&name).then_some((file, name))
+}
+
+fn missing_gguf(pair: &GgufPair, hf: &str) -> Error {
+    match names::to_gguf(hf) {
+        None => Error::Weight {
+            name: hf.to_string(),
+            problem: "has no GGUF counterpart".into(),
+        },
+        Some((GgufPart::Mmproj, name)) if pair.mmproj.is_none() => Error::Weight {
+            name: format!("{name} (`{hf}`)"),
+            problem: "belongs to the vision projector; pass its mmproj GGUF".into(),
+        },
+        Some((part, name)) => {
+            let file = match part {
+                GgufPart::Text => &pair.text,
+                GgufPart::Mmproj => pair.mmproj.as_ref().unwrap_or(&pair.text),
+            };
+            Error::Weight {
+                name: format!("{name} (`{hf}`)"),
+                problem: format!("missing from {}", file.path().display()),
+            }
+        }
+    }
+}
+
+fn swapped_ffn_name(name: &str) -> Option<String> {
+    if !name.starts_with("v.blk.") {
+        return None;
+    }
+    if name.contains(".ffn_up.") {
+        Some(name.replace(".ffn_up.", ".ffn_down."))
+    } else if name.contains(".ffn_down.") {
+        Some(name.replace(".ffn_down.", ".ffn_up."))
+    } else {
+        None
     }
 }
 
