@@ -14,3 +14,5 @@ mod cli;
 mod gguf;
 // GGUF tokenizer metadata against the real SmolLM2 file.
 mod gguf_tokenizer;
+// Quantize-on-load of safetensors checkpoints.
+mod quant_load;

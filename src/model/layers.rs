@@ -72,8 +72,13 @@ impl Linear {
 /// Token embeddings: dense, or quantized rows dequantized on lookup.
 #[derive(Debug, Clone)]
 pub enum Embedding {
-    /// `[vocab, dim]`.
-    Dense(Tensor),
+    /// `[vocab, dim]`; rows come out in `dtype` (the table may be stored narrower).
+    Dense {
+        /// The matrix.
+        table: Tensor,
+        /// Output dtype.
+        dtype: DType,
+    },
     /// `[vocab, dim]` in a ggml block format; rows come out in `dtype`.
     Quant {
         /// The matrix.
@@ -84,16 +89,17 @@ pub enum Embedding {
 }
 
 impl Embedding {
-    /// Dense embeddings.
-    pub fn dense(table: Tensor) -> Self {
-        Embedding::Dense(table)
+    /// Dense embeddings whose rows come out in `dtype`.
+    pub fn dense(table: Tensor, dtype: DType) -> Self {
+        Embedding::Dense { table, dtype }
     }
 
     /// Embeddings over a ggml tensor (float types are made dense in `dtype`).
     pub fn quantized(table: Arc<QTensor>, dtype: DType) -> Result<Self> {
         match table.dtype() {
-            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => Ok(Embedding::Dense(
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => Ok(Embedding::dense(
                 table.dequantize(&table.device())?.to_dtype(dtype)?,
+                dtype,
             )),
             _ => Ok(Embedding::Quant { table, dtype }),
         }
@@ -102,9 +108,10 @@ impl Embedding {
     /// Ids `[...]` → rows `[..., dim]`.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         match self {
-            Embedding::Dense(t) => {
-                let dim = t.dim(1)?;
-                Ok(candle_nn::Embedding::new(t.clone(), dim).forward(ids)?)
+            Embedding::Dense { table, dtype } => {
+                let dim = table.dim(1)?;
+                let rows = candle_nn::Embedding::new(table.clone(), dim).forward(ids)?;
+                Ok(rows.to_dtype(*dtype)?)
             }
             Embedding::Quant { table, dtype } => Ok(table.embedding(ids)?.to_dtype(*dtype)?),
         }
@@ -113,7 +120,7 @@ impl Embedding {
     /// The same matrix as an output projection (tied `lm_head`).
     pub fn as_linear(&self) -> Result<Linear> {
         Ok(match self {
-            Embedding::Dense(t) => Linear::dense(t.clone(), None),
+            Embedding::Dense { table, .. } => Linear::dense(table.clone(), None),
             Embedding::Quant { table, .. } => Linear::Quant {
                 matrix: Arc::new(QMatrix::new(table)?),
                 bias: None,

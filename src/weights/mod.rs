@@ -182,8 +182,10 @@ impl Weights {
                 let dense = self.get((vocab, dim), "weight")?;
                 match self.quant.map(|q| q.embedding(dim)) {
                     Some(Target::Quant(ty)) => self.quantize(&dense, ty, &full)?,
-                    Some(Target::Dense(dt)) => return Ok(Embedding::dense(dense.to_dtype(dt)?)),
-                    None => return Ok(Embedding::dense(dense)),
+                    Some(Target::Dense(dt)) => {
+                        return Ok(Embedding::dense(dense.to_dtype(dt)?, self.dtype))
+                    }
+                    None => return Ok(Embedding::dense(dense, self.dtype)),
                 }
             }
             Store::Gguf(pair) => self.gguf_tensor(pair, &full, &Shape::from((vocab, dim)))?,
