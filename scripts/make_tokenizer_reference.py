@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write tests/fixtures/reference/smollm2_tokenizer.json: sentences and the token ids the real
+r"""Write tests/fixtures/reference/smollm2_tokenizer.json: sentences and the token ids the real
 SmolLM2-135M-Instruct GGUF tokenizer gives them, for tests/gguf_tokenizer.rs.
 
 The ids are established without the Rust code under test:
@@ -21,7 +21,8 @@ No BOS is expected: the file sets ``tokenizer.ggml.add_bos_token`` false.
 Run from the repository root, after ``scripts/fetch-test-models.sh``, in an environment made from
 ``scripts/requirements.txt``::
 
-    python scripts/make_tokenizer_reference.py [--llama-tokenize /path/to/llama-tokenize]
+    python scripts/make_tokenizer_reference.py \
+        [--llama-tokenize /path/to/llama-tokenize --llama-cpp-commit SHA]
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def llama_cpp_ids(binary: str, text: str) -> list[int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--llama-tokenize", help="llama.cpp's llama-tokenize binary")
+    parser.add_argument("--llama-cpp-commit", help="the llama.cpp commit that binary was built from")
     args = parser.parse_args()
 
     if not GGUF.is_file():
@@ -122,7 +124,10 @@ def main() -> int:
         "ByteLevel), which is what llama.cpp's `smollm` pre-tokenizer does"
     )
     if args.llama_tokenize:
-        how += "; llama.cpp's llama-tokenize (special tokens parsed, no BOS) gives the same ids"
+        built = f" at {args.llama_cpp_commit}" if args.llama_cpp_commit else ""
+        how += (
+            f"; llama.cpp's llama-tokenize{built} (special tokens parsed, no BOS) gives the same ids"
+        )
     how += (
         f". The converter's own pre-tokenizer ignores tokenizer.ggml.pre; it differs on "
         f"{n_plain_differs} case(s), kept as plain_converter_ids. "

@@ -186,20 +186,3 @@ fn skipping_special_tokens_drops_chat_markup() {
         .unwrap();
     assert_eq!(tok.decode(&ids, true).unwrap(), "user\nHi\n");
 }
-
-#[test]
-fn tmp_fuzz_dump() {
-    let xs: Vec<String> =
-        serde_json::from_str(&std::fs::read_to_string("/tmp/fuzz.json").unwrap()).unwrap();
-    let tok = tokenizer();
-    let out: Vec<Vec<u32>> = xs.iter().map(|t| tok.encode(t, true).unwrap()).collect();
-    let dec: Vec<String> = out
-        .iter()
-        .map(|ids| tok.decode(ids, false).unwrap())
-        .collect();
-    std::fs::write(
-        "/tmp/fuzz_rust.json",
-        serde_json::to_string(&(out, dec)).unwrap(),
-    )
-    .unwrap();
-}

@@ -16,3 +16,5 @@ mod gguf;
 mod gguf_tokenizer;
 // Quantize-on-load of safetensors checkpoints.
 mod quant_load;
+// The real SmolLM2-135M-Instruct Q4_1 weights.
+mod real_weights;

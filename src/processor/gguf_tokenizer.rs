@@ -351,7 +351,9 @@ mod tests {
         let tok = tokenizer_from_gguf(&t.vocab(Some("smollm"))).unwrap();
         assert_eq!(encode(&tok, "ab ab"), t.ids(&["ab", "Ġab"]));
         assert_eq!(encode(&tok, "abc"), t.ids(&["ab", "c"]));
-        assert_eq!(encode(&tok, "a\n\nb"), t.ids(&["a", "ĊĊ", "b"]));
+        // GPT-2's `\s+(?!\S)` leaves the last whitespace before a word on its own.
+        assert_eq!(encode(&tok, "a\n\n"), t.ids(&["a", "ĊĊ"]));
+        assert_eq!(encode(&tok, "a\n\nb"), t.ids(&["a", "Ċ", "Ċ", "b"]));
     }
 
     #[test]
