@@ -241,3 +241,60 @@ fn bad_options_and_long_prompts_fail_with_one_clear_line() {
     ]);
     assert_fails(&out, 2, "context window is 40 tokens");
 }
+
+#[test]
+fn gguf_models_run_and_a_text_gguf_refuses_images() {
+    let dir = fixtures().join("gguf");
+    let text = dir.join("tiny-smolvlm-f32.gguf");
+    let mmproj = dir.join("mmproj-tiny-smolvlm-f32.gguf");
+    let out = vlm(&[
+        "ask",
+        path(&image("landscape.png")),
+        "Describe this image.",
+        "-m",
+        path(&text),
+        "--mmproj",
+        path(&mmproj),
+        "-n",
+        "6",
+        "--ignore-eos",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<u32> = serde_json::from_value(json["token_ids"].clone()).unwrap();
+    assert_eq!(ids, case("landscape").ids("greedy_tokens")[..6]);
+
+    let out = vlm(&[
+        "ask",
+        path(&image("landscape.png")),
+        "hi",
+        "-m",
+        path(&text),
+    ]);
+    assert_fails(&out, 2, "--mmproj");
+    let out = vlm(&["ask", "hi", "-m", path(&mmproj)]);
+    assert_fails(&out, 1, "--mmproj");
+    let out = vlm(&[
+        "ask",
+        "hi",
+        "-m",
+        path(&model_dir("tiny-smolvlm")),
+        "--mmproj",
+        path(&mmproj),
+    ]);
+    assert_fails(&out, 2, "--mmproj");
+    let out = vlm(&[
+        "ask",
+        "hi",
+        "-m",
+        path(&model_dir("tiny-smolvlm")),
+        "--quant",
+        "q3",
+    ]);
+    assert_fails(&out, 2, "q3");
+}
