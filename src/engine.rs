@@ -29,6 +29,10 @@ pub enum ModelSource {
         model: PathBuf,
         /// The vision projector (`clip.projector_type = idefics3`).
         mmproj: Option<PathBuf>,
+        /// A directory with the original checkpoint's JSON files (config, tokenizer, processor,
+        /// chat template). When given, they replace what the GGUF metadata says, so
+        /// preprocessing and tokenization are exactly the original's.
+        config_dir: Option<PathBuf>,
     },
 }
 
@@ -43,6 +47,21 @@ impl ModelSource {
         ModelSource::Gguf {
             model: model.into(),
             mmproj,
+            config_dir: None,
+        }
+    }
+
+    /// A GGUF pair whose configuration, tokenizer and processor come from the original
+    /// checkpoint's JSON files in `config_dir`.
+    pub fn gguf_with_config(
+        model: impl Into<PathBuf>,
+        mmproj: Option<PathBuf>,
+        config_dir: impl Into<PathBuf>,
+    ) -> Self {
+        ModelSource::Gguf {
+            model: model.into(),
+            mmproj,
+            config_dir: Some(config_dir.into()),
         }
     }
 }
@@ -135,7 +154,11 @@ impl Engine {
                 let weights = Weights::from_safetensors(&files, dtype, &device, quant)?;
                 (config, processor, weights, dir.display().to_string())
             }
-            ModelSource::Gguf { model, mmproj } => {
+            ModelSource::Gguf {
+                model,
+                mmproj,
+                config_dir,
+            } => {
                 if opts.quant.is_some() {
                     return Err(Error::InvalidOption {
                         name: "quant",
@@ -148,13 +171,28 @@ impl Engine {
                     Some(p) => Some(GgufFile::open(p)?),
                     None => None,
                 };
-                let tokenizer = TextTokenizer::from_tokenizer(gguf_tokenizer(&text)?);
-                let config = crate::config::gguf::checkpoint_config(
-                    &text,
-                    mmproj.as_ref(),
-                    &|t| tokenizer.token_id(t),
-                    &|id| tokenizer.token(id),
-                )?;
+                let (config, tokenizer) = match config_dir {
+                    None => {
+                        let tokenizer = TextTokenizer::from_tokenizer(gguf_tokenizer(&text)?);
+                        let config = crate::config::gguf::checkpoint_config(
+                            &text,
+                            mmproj.as_ref(),
+                            &|t| tokenizer.token_id(t),
+                            &|id| tokenizer.token(id),
+                        )?;
+                        (config, tokenizer)
+                    }
+                    Some(dir) => {
+                        let config = CheckpointConfig::from_dir(dir)?;
+                        crate::config::gguf::check_same_model(
+                            &text,
+                            mmproj.as_ref(),
+                            &config.model,
+                        )?;
+                        let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
+                        (config, tokenizer)
+                    }
+                };
                 let processor = Processor::new(&config, tokenizer, opts.image_limits)?;
                 let describe = match &mmproj {
                     Some(m) => format!("{} + {}", text.path().display(), m.path().display()),

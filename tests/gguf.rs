@@ -282,3 +282,27 @@ fn a_text_only_gguf_refuses_images_and_answers_text() {
         .unwrap();
     assert_eq!(g.token_ids, text_case.ids("greedy_tokens")[..8]);
 }
+
+#[test]
+fn a_gguf_pair_can_take_the_original_json_files() {
+    let source = ModelSource::gguf_with_config(
+        gguf("tiny-smolvlm-q8_0.gguf"),
+        Some(gguf("mmproj-tiny-smolvlm-q8_0.gguf")),
+        crate::common::model_dir("tiny-smolvlm"),
+    );
+    let engine = Engine::load(source, EngineOptions::default()).unwrap();
+    let case = case("portrait");
+    let prepared = engine.prepare(&case.messages(), None).unwrap();
+    assert_eq!(prepared.input_ids, case.ids("input_ids"));
+
+    let wrong = ModelSource::gguf_with_config(
+        gguf("tiny-smolvlm-f32.gguf"),
+        None,
+        crate::common::model_dir("tiny-idefics3"),
+    );
+    let err = Engine::load(wrong, EngineOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("different models"), "{err}");
+}

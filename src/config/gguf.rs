@@ -271,3 +271,59 @@ pub fn checkpoint_config(
         chat_template,
     })
 }
+
+/// Checks that a GGUF pair and a checkpoint's `config.json` describe the same model, so that
+/// JSON files from one repository can drive weights from another.
+pub fn check_same_model(
+    text: &GgufFile,
+    mmproj: Option<&GgufFile>,
+    model: &ModelConfig,
+) -> Result<()> {
+    check_text_file(text)?;
+    let t = text_config(text)?;
+    let ours = [
+        ("embedding_length", t.hidden_size, model.text.hidden_size),
+        (
+            "block_count",
+            t.num_hidden_layers,
+            model.text.num_hidden_layers,
+        ),
+        (
+            "attention.head_count",
+            t.num_attention_heads,
+            model.text.num_attention_heads,
+        ),
+        (
+            "attention.head_count_kv",
+            t.num_key_value_heads,
+            model.text.num_key_value_heads,
+        ),
+        (
+            "feed_forward_length",
+            t.intermediate_size,
+            model.text.intermediate_size,
+        ),
+    ];
+    for (key, gguf, json) in ours {
+        if gguf != json {
+            return Err(bad(text, format!("llama.{key} is {gguf} but config.json says {json}; the files belong to different models")));
+        }
+    }
+    if let (Some(m), Some(v)) = (mmproj, &model.vision) {
+        check_mmproj_file(m)?;
+        let (g, scale) = vision_config(m)?;
+        let pairs = [
+            ("embedding_length", g.hidden_size, v.hidden_size),
+            ("block_count", g.num_hidden_layers, v.num_hidden_layers),
+            ("image_size", g.image_size, v.image_size),
+            ("patch_size", g.patch_size, v.patch_size),
+            ("projector.scale_factor", scale, model.scale_factor),
+        ];
+        for (key, gguf, json) in pairs {
+            if gguf != json {
+                return Err(bad(m, format!("clip.vision.{key} is {gguf} but config.json says {json}; the files belong to different models")));
+            }
+        }
+    }
+    Ok(())
+}
