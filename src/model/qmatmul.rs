@@ -154,19 +154,39 @@ impl QMatrix {
         }
     }
 
-    /// Few activation rows: dequantize each weight row once and dot it with every row of `x`.
+    /// Few activation rows (decode): for the legacy block types a fused kernel dots the blocks
+    /// with f32 activations without materialising the weights; k-quants dequantize each weight
+    /// row once and dot it with every activation row.
     fn rows_kernel(&self, x: &[f32], rows: usize) -> Vec<f32> {
         let (n_out, n_in) = (self.out_dim, self.in_dim);
+        let raw = &as_bytes(&self.raw)[..self.bytes];
+        let row_bytes = n_in / self.dtype.block_size() * self.dtype.type_size();
+        let kind = fused::Kind::of(self.dtype);
+        // Per-block sums of the activations: the offset term `m · Σx` of Q4_1/Q5_1 blocks.
+        let sums: Vec<f32> = match kind {
+            Some(k) if k.has_offset() => x.chunks(32).map(|b| b.iter().sum()).collect(),
+            _ => Vec::new(),
+        };
         // Computed as [out, rows] so that parallel chunks own disjoint output.
         let mut yt = vec![0f32; n_out * rows];
         yt.par_chunks_mut(rows * CHUNK)
             .enumerate()
             .for_each(|(c, chunk)| {
-                let mut buf = vec![0f32; n_in];
-                for (i, out) in chunk.chunks_mut(rows).enumerate() {
-                    self.row(c * CHUNK + i, &mut buf);
-                    for (r, y) in out.iter_mut().enumerate() {
-                        *y = dot(&buf, &x[r * n_in..(r + 1) * n_in]);
+                let first = c * CHUNK;
+                match kind {
+                    Some(k) => {
+                        let n = chunk.len() / rows;
+                        let w = &raw[first * row_bytes..(first + n) * row_bytes];
+                        fused::dot_rows(k, w, row_bytes, x, &sums, n_in, chunk);
+                    }
+                    None => {
+                        let mut buf = vec![0f32; n_in];
+                        for (i, out) in chunk.chunks_mut(rows).enumerate() {
+                            self.row(first + i, &mut buf);
+                            for (r, y) in out.iter_mut().enumerate() {
+                                *y = dot(&buf, &x[r * n_in..(r + 1) * n_in]);
+                            }
+                        }
                     }
                 }
             });
@@ -177,6 +197,209 @@ impl QMatrix {
             }
         }
         y
+    }
+}
+
+/// Fused block-dot kernels for the 32-element block types, written so that the compiler
+/// vectorizes them; compiled a second time with AVX2+FMA and chosen at run time.
+mod fused {
+    use candle_core::quantized::GgmlDType;
+    use half::f16;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Kind {
+        Q4_0,
+        Q4_1,
+        Q5_0,
+        Q5_1,
+        Q8_0,
+    }
+
+    impl Kind {
+        pub fn of(dtype: GgmlDType) -> Option<Kind> {
+            Some(match dtype {
+                GgmlDType::Q4_0 => Kind::Q4_0,
+                GgmlDType::Q4_1 => Kind::Q4_1,
+                GgmlDType::Q5_0 => Kind::Q5_0,
+                GgmlDType::Q5_1 => Kind::Q5_1,
+                GgmlDType::Q8_0 => Kind::Q8_0,
+                _ => return None,
+            })
+        }
+
+        pub fn has_offset(self) -> bool {
+            matches!(self, Kind::Q4_1 | Kind::Q5_1)
+        }
+    }
+
+    /// `out[i·rows + r] = w_i · x_r` for the `out.len() / rows` weight rows in `w`.
+    pub fn dot_rows(
+        kind: Kind,
+        w: &[u8],
+        row_bytes: usize,
+        x: &[f32],
+        sums: &[f32],
+        n_in: usize,
+        out: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU supports the features the function is compiled with.
+                unsafe { dot_rows_avx2(kind, w, row_bytes, x, sums, n_in, out) };
+                return;
+            }
+        }
+        dot_rows_portable(kind, w, row_bytes, x, sums, n_in, out);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot_rows_avx2(
+        kind: Kind,
+        w: &[u8],
+        row_bytes: usize,
+        x: &[f32],
+        sums: &[f32],
+        n_in: usize,
+        out: &mut [f32],
+    ) {
+        dot_rows_portable(kind, w, row_bytes, x, sums, n_in, out)
+    }
+
+    #[inline(always)]
+    fn dot_rows_portable(
+        kind: Kind,
+        w: &[u8],
+        row_bytes: usize,
+        x: &[f32],
+        sums: &[f32],
+        n_in: usize,
+        out: &mut [f32],
+    ) {
+        let rows = x.len() / n_in;
+        let blocks = n_in / 32;
+        for (i, row) in w.chunks_exact(row_bytes).enumerate() {
+            for r in 0..rows {
+                let xr = &x[r * n_in..(r + 1) * n_in];
+                let sr = if sums.is_empty() {
+                    sums
+                } else {
+                    &sums[r * blocks..(r + 1) * blocks]
+                };
+                out[i * rows + r] = match kind {
+                    Kind::Q4_0 => dot_q4_0(row, xr),
+                    Kind::Q4_1 => dot_q4_1(row, xr, sr),
+                    Kind::Q5_0 => dot_q5_0(row, xr),
+                    Kind::Q5_1 => dot_q5_1(row, xr, sr),
+                    Kind::Q8_0 => dot_q8_0(row, xr),
+                };
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn half(b: &[u8]) -> f32 {
+        f16::from_le_bytes([b[0], b[1]]).to_f32()
+    }
+
+    #[inline(always)]
+    fn hsum<const N: usize>(acc: [f32; N]) -> f32 {
+        acc.iter().sum()
+    }
+
+    /// Q4_0: 2-byte scale, 16 bytes of nibbles; value = (q − 8)·d.
+    #[inline(always)]
+    fn dot_q4_0(row: &[u8], x: &[f32]) -> f32 {
+        let mut acc = [0f32; 16];
+        for (b, xb) in row.chunks_exact(18).zip(x.chunks_exact(32)) {
+            let d = half(b);
+            let qs = &b[2..18];
+            for j in 0..16 {
+                let lo = (qs[j] & 15) as f32 - 8.0;
+                let hi = (qs[j] >> 4) as f32 - 8.0;
+                acc[j] += d * (lo * xb[j] + hi * xb[j + 16]);
+            }
+        }
+        hsum(acc)
+    }
+
+    /// Q4_1: scale and offset, 16 bytes of nibbles; value = q·d + m.
+    #[inline(always)]
+    fn dot_q4_1(row: &[u8], x: &[f32], sums: &[f32]) -> f32 {
+        let mut acc = [0f32; 16];
+        let mut offset = 0f32;
+        for ((b, xb), s) in row.chunks_exact(20).zip(x.chunks_exact(32)).zip(sums) {
+            let d = half(b);
+            offset += half(&b[2..]) * s;
+            let qs = &b[4..20];
+            for j in 0..16 {
+                let lo = (qs[j] & 15) as f32;
+                let hi = (qs[j] >> 4) as f32;
+                acc[j] += d * (lo * xb[j] + hi * xb[j + 16]);
+            }
+        }
+        hsum(acc) + offset
+    }
+
+    #[inline(always)]
+    fn high_bits(qh: u32, j: usize) -> (f32, f32) {
+        (
+            ((qh >> j) & 1) as f32 * 16.0,
+            ((qh >> (j + 16)) & 1) as f32 * 16.0,
+        )
+    }
+
+    /// Q5_0: scale, 4 bytes of fifth bits, 16 bytes of nibbles; value = (q − 16)·d.
+    #[inline(always)]
+    fn dot_q5_0(row: &[u8], x: &[f32]) -> f32 {
+        let mut acc = [0f32; 16];
+        for (b, xb) in row.chunks_exact(22).zip(x.chunks_exact(32)) {
+            let d = half(b);
+            let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+            let qs = &b[6..22];
+            for j in 0..16 {
+                let (h0, h1) = high_bits(qh, j);
+                let lo = (qs[j] & 15) as f32 + h0 - 16.0;
+                let hi = (qs[j] >> 4) as f32 + h1 - 16.0;
+                acc[j] += d * (lo * xb[j] + hi * xb[j + 16]);
+            }
+        }
+        hsum(acc)
+    }
+
+    /// Q5_1: scale, offset, fifth bits, nibbles; value = q·d + m.
+    #[inline(always)]
+    fn dot_q5_1(row: &[u8], x: &[f32], sums: &[f32]) -> f32 {
+        let mut acc = [0f32; 16];
+        let mut offset = 0f32;
+        for ((b, xb), s) in row.chunks_exact(24).zip(x.chunks_exact(32)).zip(sums) {
+            let d = half(b);
+            offset += half(&b[2..]) * s;
+            let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+            let qs = &b[8..24];
+            for j in 0..16 {
+                let (h0, h1) = high_bits(qh, j);
+                let lo = (qs[j] & 15) as f32 + h0;
+                let hi = (qs[j] >> 4) as f32 + h1;
+                acc[j] += d * (lo * xb[j] + hi * xb[j + 16]);
+            }
+        }
+        hsum(acc) + offset
+    }
+
+    /// Q8_0: scale and 32 signed bytes; value = q·d.
+    #[inline(always)]
+    fn dot_q8_0(row: &[u8], x: &[f32]) -> f32 {
+        let mut acc = [0f32; 32];
+        for (b, xb) in row.chunks_exact(34).zip(x.chunks_exact(32)) {
+            let d = half(b);
+            let qs = &b[2..34];
+            for j in 0..32 {
+                acc[j] += d * (qs[j] as i8 as f32 * xb[j]);
+            }
+        }
+        hsum(acc)
     }
 }
 
