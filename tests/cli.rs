@@ -223,6 +223,12 @@ fn bad_checkpoints_fail_with_one_clear_line() {
         1,
         "absent",
     );
+
+    let wrong_len = dir.path().join("wrong-seq-len");
+    copy(&wrong_len);
+    std::fs::write(wrong_len.join("processor_config.json"), r#"{"image_seq_len": 169}"#).unwrap();
+    let out = vlm(&["ask", "hi", "-m", path(&wrong_len)]);
+    assert_fails(&out, 1, "image_seq_len is 169 but the geometry gives");
 }
 
 #[test]
