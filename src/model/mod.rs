@@ -21,6 +21,9 @@ use connector::Connector;
 use text::TextModel;
 use vision::VisionModel;
 
+/// Views encoded per vision-tower call.
+const VIEWS_PER_BATCH: usize = 1;
+
 /// Vision tower → connector → decoder, with immutable weights (`&self` everywhere).
 pub struct SmolVlm {
     /// Vision tower and connector; absent for text-only models.
@@ -91,8 +94,18 @@ impl SmolVlm {
     pub fn encode_images(&self, pixels: &Tensor, mask: Option<&PatchMask>) -> Result<Tensor> {
         let (vision, connector) = self.vision_parts()?;
         let pixels = pixels.to_device(&self.device)?.to_dtype(self.dtype)?;
-        let features = vision.forward(&pixels, mask)?;
-        connector.forward(&features)
+        let n = pixels.dim(0)?;
+        if mask.is_some() || n <= VIEWS_PER_BATCH {
+            return connector.forward(&vision.forward(&pixels, mask)?);
+        }
+        // Attention scores grow with the batch (views × heads × patches²: 650 MB of f32 for 13
+        // SigLIP-B tiles); a few views at a time keep them in cache-sized pieces.
+        let mut out = Vec::with_capacity(n.div_ceil(VIEWS_PER_BATCH));
+        for start in (0..n).step_by(VIEWS_PER_BATCH) {
+            let chunk = pixels.narrow(0, start, VIEWS_PER_BATCH.min(n - start))?;
+            out.push(connector.forward(&vision.forward(&chunk, None)?)?);
+        }
+        Ok(Tensor::cat(&out, 0)?)
     }
 
     /// Whether the model has a vision tower.
