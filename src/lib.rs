@@ -45,17 +45,20 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod generate;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod model;
 pub mod processor;
+pub mod registry;
 pub mod session;
 pub mod weights;
 
 pub use engine::{Engine, EngineOptions, ModelInfo, ModelSource, Precision};
 pub use error::{Category, Error, Result};
 pub use generate::{
-    CancelToken, Event, FinishReason, GenerateOptions, Generation, Progress, Sampling, Timings,
-    Usage,
+    CancelToken, Constraint, Event, FinishReason, GenerateOptions, Generation, Progress, Sampling,
+    Timings, Usage,
 };
 pub use processor::chat::{Content, Message, Role};
 pub use processor::image::{ImageInput, ImageLimits};
-pub use session::Session;
+pub use session::{ImageEmbedding, Session};

@@ -1,12 +1,13 @@
 //! [`Session`]: one conversation — its messages, image features and KV cache — on a shared
-//! [`Engine`]. Each turn runs only the tokens the cache does not already hold.
+//! [`Engine`]. Each turn runs only the tokens the cache does not already hold, and an image is
+//! encoded once however many turns (or forks of the conversation) refer to it.
 
 use std::ops::ControlFlow;
 use std::time::Instant;
 
 use candle_core::Tensor;
 
-use crate::engine::{pixels_tensor, Engine};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::generate::{
     decode_loop, CancelToken, Event, GenerateOptions, Generation, LoopInput, Progress, Timings,
@@ -14,18 +15,78 @@ use crate::generate::{
 };
 use crate::model::KvCache;
 use crate::processor::chat::Message;
+use crate::processor::image::ImageInput;
 use crate::processor::prompt::Grid;
+
+/// One image after the vision tower and connector: its tile grid and its image tokens
+/// `[views, image_seq_len, D_t]` (tiles row by row, then the global view).
+#[derive(Debug, Clone)]
+pub struct ImageEmbedding {
+    grid: Grid,
+    features: Tensor,
+}
+
+impl ImageEmbedding {
+    /// Wraps features computed for an image split into `rows × cols` tiles (0 × 0 when not
+    /// split); checks that the number of views agrees with the grid.
+    pub fn new(rows: usize, cols: usize, features: Tensor) -> Result<Self> {
+        let (views, _, _) = features.dims3()?;
+        let expected = if rows * cols == 0 { 1 } else { rows * cols + 1 };
+        if views != expected {
+            return Err(Error::InvalidOption {
+                name: "image embedding",
+                reason: format!("{views} views for a {rows}×{cols} grid; expected {expected}"),
+            });
+        }
+        Ok(ImageEmbedding {
+            grid: Grid { rows, cols },
+            features,
+        })
+    }
+
+    /// `(rows, cols)` of the tile grid; `(0, 0)` when the image was not split.
+    pub fn grid(&self) -> (usize, usize) {
+        (self.grid.rows, self.grid.cols)
+    }
+
+    /// The image tokens, `[views, image_seq_len, D_t]`.
+    pub fn features(&self) -> &Tensor {
+        &self.features
+    }
+
+    /// Views (tiles plus the global view).
+    pub fn views(&self) -> usize {
+        self.features.dims().first().copied().unwrap_or(0)
+    }
+}
+
+/// An image the session has features for.
+#[derive(Debug, Clone)]
+struct KnownImage {
+    input: ImageInput,
+    embedding: ImageEmbedding,
+}
 
 /// A conversation with a model.
 pub struct Session {
     engine: Engine,
     history: Vec<Message>,
-    grids: Vec<Grid>,
-    /// Image tokens of every view of the conversation's images, `[views, image_seq_len, D_t]`.
-    features: Option<Tensor>,
+    /// The images of `history`, in order.
+    images: Vec<KnownImage>,
+    /// Images encoded or supplied ahead of the message that will contain them.
+    pending: Vec<KnownImage>,
     cache: KvCache,
     /// The token ids whose keys and values `cache` holds, in order.
     cached_ids: Vec<u32>,
+}
+
+/// What preparing a conversation for the model produced.
+struct Prepared {
+    ids: Vec<u32>,
+    images: Vec<KnownImage>,
+    /// Images encoded (not reused) for this turn.
+    encoded: Vec<KnownImage>,
+    image_tokens: usize,
 }
 
 impl Session {
@@ -34,8 +95,8 @@ impl Session {
         Session {
             engine,
             history: Vec::new(),
-            grids: Vec::new(),
-            features: None,
+            images: Vec::new(),
+            pending: Vec::new(),
             cache,
             cached_ids: Vec::new(),
         }
@@ -53,13 +114,80 @@ impl Session {
         self.history.push(message);
     }
 
-    /// Forgets the conversation.
+    /// Forgets the conversation (supplied image embeddings included).
     pub fn reset(&mut self) {
         self.history.clear();
-        self.grids.clear();
-        self.features = None;
+        self.images.clear();
+        self.pending.clear();
         self.cache.clear();
         self.cached_ids.clear();
+    }
+
+    /// Supplies the features of `image` (for example from a cache of embeddings), so that the
+    /// next message containing an equal [`ImageInput`] does not run the vision tower. The
+    /// embedding is used as given, whatever the image-splitting option of that message.
+    pub fn provide_image(&mut self, image: ImageInput, embedding: ImageEmbedding) {
+        self.pending.push(KnownImage {
+            input: image,
+            embedding,
+        });
+    }
+
+    /// An independent copy of this conversation — messages, image features and KV cache —
+    /// to continue in another direction. Ask several questions about one image by
+    /// [`Session::prefill`]ing it once and forking a session per question.
+    ///
+    /// ```no_run
+    /// # use vlm::{Engine, GenerateOptions, ImageInput, Message};
+    /// # fn demo(engine: &Engine) -> vlm::Result<()> {
+    /// let shot = ImageInput::Path("pricing.png".into());
+    /// let opts = GenerateOptions::default();
+    /// let mut base = engine.session();
+    /// base.prefill(&Message::user([shot.clone()], ""), &opts)?;
+    /// for q in ["What is the product called?", "What does it cost?"] {
+    ///     let answer = base.fork()?.send(Message::user([shot.clone()], q), &opts)?;
+    ///     println!("{q} {}", answer.text);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn fork(&self) -> Result<Session> {
+        Ok(Session {
+            engine: self.engine.clone(),
+            history: self.history.clone(),
+            images: self.images.clone(),
+            pending: self.pending.clone(),
+            cache: self.cache.fork()?,
+            cached_ids: self.cached_ids.clone(),
+        })
+    }
+
+    /// Encodes the images of the conversation followed by `message` and runs the prompt
+    /// through the model, without generating and without adding `message` to the
+    /// conversation. A later message that starts the same way (the same images first) then
+    /// reuses both the image features and the cached prompt tokens. Returns the token counts
+    /// (`completion_tokens` is 0) and the stage timings of the work done.
+    pub fn prefill(
+        &mut self,
+        message: &Message,
+        opts: &GenerateOptions,
+    ) -> Result<(Usage, Timings)> {
+        let mut messages = self.history.clone();
+        messages.push(message.clone());
+        let mut timings = Timings::default();
+        let mut ignore = |_: Event<'_>| ControlFlow::Continue(());
+        let prepared = self.prepare(&messages, opts, false, &mut timings, &mut ignore)?;
+        let t = Instant::now();
+        let features = concat_features(&prepared.images)?;
+        let run = self.run_prompt(&prepared.ids, features.as_ref(), true)?;
+        timings.prefill = t.elapsed();
+        self.pending.extend(prepared.encoded);
+        let usage = Usage {
+            prompt_tokens: prepared.ids.len(),
+            image_tokens: prepared.image_tokens,
+            prefill_tokens: run.ran,
+            completion_tokens: 0,
+        };
+        Ok((usage, timings))
     }
 
     /// Sends a message and waits for the whole answer.
@@ -82,83 +210,24 @@ impl Session {
         opts.validate()?;
         let engine = self.engine.clone();
         let inner = &engine.inner;
-        let processor = &inner.processor;
         let model = &inner.model;
+        let constraint = match &opts.constraint {
+            Some(c) => Some(engine.constraint_compiler()?.start(c)?),
+            None => None,
+        };
         let mut timings = Timings::default();
-
-        // ---- preprocess: only images not seen before (this message's, and pushed ones) ----
-        let t = Instant::now();
         let mut messages = self.history.clone();
         messages.push(message);
-        let new_images = messages
-            .iter()
-            .flat_map(Message::images)
-            .skip(self.grids.len())
-            .map(|img| processor.prepare_image(img, opts.image_splitting))
-            .collect::<Result<Vec<_>>>()?;
-        let mut grids = self.grids.clone();
-        grids.extend(new_images.iter().map(|i| i.grid));
-        let (_, _, ids) = processor.tokenize_conversation(&messages, &grids, true)?;
-        let image_id = model.image_token_id();
-        let image_tokens = ids.iter().filter(|id| **id == image_id).count();
-        if ids.len() >= inner.context_length {
-            return Err(Error::ContextOverflow {
-                tokens: ids.len(),
-                image_tokens,
-                limit: inner.context_length,
-            });
-        }
-        timings.preprocess = t.elapsed();
-
-        // ---- vision ----
-        let t = Instant::now();
-        let total_views: usize = new_images.iter().map(|i| i.pixels.n_views).sum();
-        let mut features = self.features.clone();
-        let mut done = 0;
-        for image in &new_images {
-            let pixels = pixels_tensor(&image.pixels, model.device())?;
-            let f = model.encode_images(&pixels, None)?;
-            features = Some(match features {
-                None => f,
-                Some(prev) => Tensor::cat(&[prev, f], 0)?,
-            });
-            done += image.pixels.n_views;
-            if on_event(Event::Progress(Progress::EncodeViews {
-                done,
-                total: total_views,
-            }))
-            .is_break()
-            {
-                return Err(Error::InvalidOption {
-                    name: "callback",
-                    reason: "stopped before generation started".into(),
-                });
-            }
-        }
-        timings.vision = t.elapsed();
+        let prepared = self.prepare(&messages, opts, true, &mut timings, on_event)?;
+        let ids = prepared.ids.clone();
 
         // ---- prefill what the cache does not hold ----
         let t = Instant::now();
-        let mut prefix = common_prefix(&self.cached_ids, &ids);
-        if prefix == ids.len() {
-            // Logits are needed for the last prompt token, so it is run again.
-            prefix -= 1;
-        }
-        self.cache.truncate(prefix);
-        self.cached_ids.truncate(prefix);
-        let first_image_row = ids[..prefix].iter().filter(|id| **id == image_id).count();
+        let features = concat_features(&prepared.images)?;
         let _ = on_event(Event::Progress(Progress::Prefill {
-            tokens: ids.len() - prefix,
+            tokens: ids.len() - self.reusable_prefix(&ids, false),
         }));
-        let embeds = model.embed(&ids[prefix..], features.as_ref(), first_image_row)?;
-        let first_logits = match model.forward(&embeds, &mut self.cache) {
-            Ok(l) => l.to_vec1::<f32>()?,
-            Err(e) => {
-                self.cache.truncate(prefix);
-                return Err(e);
-            }
-        };
-        self.cached_ids = ids.clone();
+        let run = self.run_prompt(&ids, features.as_ref(), false)?;
         timings.prefill = t.elapsed();
 
         // ---- decode ----
@@ -170,13 +239,14 @@ impl Session {
         };
         let out = decode_loop(
             LoopInput {
-                first_logits,
+                first_logits: run.logits,
                 context: ids.clone(),
                 eos_ids: &inner.eos_ids,
                 room,
+                constraint,
             },
             opts,
-            processor.tokenizer(),
+            inner.processor.tokenizer(),
             &mut step,
             cancel,
             on_event,
@@ -193,28 +263,195 @@ impl Session {
         // The cache may hold fewer fed tokens if a step failed midway; keep both in step.
         self.cache.truncate(self.cached_ids.len());
 
+        let completion_tokens = out.token_ids.len();
         let generation = Generation {
             text: out.text,
             token_ids: out.token_ids,
             finish: out.finish,
             usage: Usage {
                 prompt_tokens: ids.len(),
-                image_tokens,
-                prefill_tokens: ids.len() - prefix,
-                completion_tokens: 0,
+                image_tokens: prepared.image_tokens,
+                prefill_tokens: run.ran,
+                completion_tokens,
             },
             timings,
         };
-        let mut generation = generation;
-        generation.usage.completion_tokens = generation.token_ids.len();
-
         self.history = messages;
         self.history
             .push(Message::assistant(generation.text.clone()));
-        self.grids = grids;
-        self.features = features;
+        self.images = prepared.images;
         Ok(generation)
     }
+
+    /// Preprocesses `messages`: features for every image (reused, supplied or encoded now),
+    /// then the token ids. Fills `timings.preprocess` and `timings.vision`.
+    fn prepare(
+        &mut self,
+        messages: &[Message],
+        opts: &GenerateOptions,
+        add_generation_prompt: bool,
+        timings: &mut Timings,
+        on_event: &mut dyn FnMut(Event<'_>) -> ControlFlow<()>,
+    ) -> Result<Prepared> {
+        let inner = &self.engine.inner;
+        let processor = &inner.processor;
+        let model = &inner.model;
+        let t = Instant::now();
+        let wanted: Vec<&ImageInput> = messages.iter().flat_map(Message::images).collect();
+        let keep = self
+            .images
+            .iter()
+            .zip(wanted.iter().copied())
+            .take_while(|(known, input)| known.input == **input)
+            .count();
+        let mut pending = self.pending.clone();
+        let mut slots: Vec<Slot> = self.images[..keep]
+            .iter()
+            .cloned()
+            .map(Slot::Known)
+            .collect();
+        for input in &wanted[keep..] {
+            slots.push(match pending.iter().position(|p| p.input == **input) {
+                Some(i) => Slot::Known(pending.remove(i)),
+                None => Slot::Fresh(
+                    (*input).clone(),
+                    processor.prepare_image(input, opts.image_splitting)?,
+                ),
+            });
+        }
+        let grids: Vec<Grid> = slots
+            .iter()
+            .map(|s| match s {
+                Slot::Known(k) => k.embedding.grid,
+                Slot::Fresh(_, p) => p.grid,
+            })
+            .collect();
+        let (_, _, ids) =
+            processor.tokenize_conversation(messages, &grids, add_generation_prompt)?;
+        let image_id = model.image_token_id();
+        let image_tokens = ids.iter().filter(|id| **id == image_id).count();
+        if ids.len() >= inner.context_length {
+            return Err(Error::ContextOverflow {
+                tokens: ids.len(),
+                image_tokens,
+                limit: inner.context_length,
+            });
+        }
+        timings.preprocess = t.elapsed();
+
+        let t = Instant::now();
+        let total: usize = slots
+            .iter()
+            .map(|s| match s {
+                Slot::Fresh(_, p) => p.pixels.n_views,
+                Slot::Known(_) => 0,
+            })
+            .sum();
+        let mut done = 0;
+        let mut images = Vec::with_capacity(slots.len());
+        let mut encoded = Vec::new();
+        for slot in slots {
+            let (input, prepared) = match slot {
+                Slot::Known(k) => {
+                    images.push(k);
+                    continue;
+                }
+                Slot::Fresh(input, prepared) => (input, prepared),
+            };
+            let pixels = crate::engine::pixels_tensor(&prepared.pixels, model.device())?;
+            let features = model.encode_images(&pixels, None)?;
+            let known = KnownImage {
+                input,
+                embedding: ImageEmbedding::new(prepared.grid.rows, prepared.grid.cols, features)?,
+            };
+            images.push(known.clone());
+            encoded.push(known);
+            done += prepared.pixels.n_views;
+            let progress = Progress::EncodeViews { done, total };
+            if on_event(Event::Progress(progress)).is_break() {
+                return Err(Error::InvalidOption {
+                    name: "callback",
+                    reason: "stopped before generation started".into(),
+                });
+            }
+        }
+        timings.vision = t.elapsed();
+        Ok(Prepared {
+            ids,
+            images,
+            encoded,
+            image_tokens,
+        })
+    }
+
+    /// Runs the part of `ids` the cache does not hold. Unless `whole`, the last token is run
+    /// even when cached, since generation needs its logits. On error the cache is rewound.
+    fn run_prompt(&mut self, ids: &[u32], features: Option<&Tensor>, whole: bool) -> Result<Run> {
+        let engine = self.engine.clone();
+        let model = &engine.inner.model;
+        let prefix = self.reusable_prefix(ids, whole);
+        self.cache.truncate(prefix);
+        self.cached_ids.truncate(prefix);
+        if prefix == ids.len() {
+            return Ok(Run {
+                logits: Vec::new(),
+                ran: 0,
+            });
+        }
+        let image_id = model.image_token_id();
+        let first_image_row = ids[..prefix].iter().filter(|id| **id == image_id).count();
+        let embeds = model.embed(&ids[prefix..], features, first_image_row)?;
+        let logits = match model.forward(&embeds, &mut self.cache) {
+            Ok(l) => l.to_vec1::<f32>()?,
+            Err(e) => {
+                self.cache.truncate(prefix);
+                return Err(e);
+            }
+        };
+        self.cached_ids = ids.to_vec();
+        Ok(Run {
+            logits,
+            ran: ids.len() - prefix,
+        })
+    }
+}
+
+impl Session {
+    /// How many leading tokens of `ids` the cache already holds and need not run again.
+    fn reusable_prefix(&self, ids: &[u32], whole: bool) -> usize {
+        let prefix = common_prefix(&self.cached_ids, ids);
+        if prefix == ids.len() && !whole {
+            // Generation needs the logits of the last prompt token, so it is run again.
+            prefix.saturating_sub(1)
+        } else {
+            prefix
+        }
+    }
+}
+
+/// An image of a conversation being prepared.
+enum Slot {
+    /// Features already computed (earlier turn, supplied or prefilled).
+    Known(KnownImage),
+    /// Preprocessed now; the vision tower has still to run.
+    Fresh(ImageInput, crate::processor::PreparedImage),
+}
+
+/// The outcome of running a prompt.
+struct Run {
+    /// Logits after the last prompt token (empty when nothing ran).
+    logits: Vec<f32>,
+    /// Prompt tokens run.
+    ran: usize,
+}
+
+/// Every image's features, in conversation order: `[views, image_seq_len, D_t]`.
+fn concat_features(images: &[KnownImage]) -> Result<Option<Tensor>> {
+    if images.is_empty() {
+        return Ok(None);
+    }
+    let parts: Vec<&Tensor> = images.iter().map(|i| &i.embedding.features).collect();
+    Ok(Some(Tensor::cat(&parts, 0)?))
 }
 
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {

@@ -226,7 +226,11 @@ fn bad_checkpoints_fail_with_one_clear_line() {
 
     let wrong_len = dir.path().join("wrong-seq-len");
     copy(&wrong_len);
-    std::fs::write(wrong_len.join("processor_config.json"), r#"{"image_seq_len": 169}"#).unwrap();
+    std::fs::write(
+        wrong_len.join("processor_config.json"),
+        r#"{"image_seq_len": 169}"#,
+    )
+    .unwrap();
     let out = vlm(&["ask", "hi", "-m", path(&wrong_len)]);
     assert_fails(&out, 1, "image_seq_len is 169 but the geometry gives");
 }
@@ -303,4 +307,50 @@ fn gguf_models_run_and_a_text_gguf_refuses_images() {
         "q3",
     ]);
     assert_fails(&out, 2, "q3");
+}
+
+#[test]
+fn inspect_reports_sizes_tiles_and_tokens_without_weights() {
+    let reference = case("landscape");
+    let dir = tempfile::tempdir().unwrap();
+    // No weights in the directory: inspect reads only the JSON files and the tokenizer.
+    for entry in std::fs::read_dir(model_dir("tiny-smolvlm")).unwrap() {
+        let entry = entry.unwrap();
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".safetensors")
+        {
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let out = vlm(&[
+        "inspect",
+        path(&image("landscape.png")),
+        "Describe this image.",
+        "--model",
+        path(dir.path()),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let img = &json["images"][0];
+    assert_eq!(img["size"], serde_json::json!([400, 250]));
+    assert_eq!(img["resized"], serde_json::json!([128, 80]));
+    assert_eq!(img["stretched"], serde_json::json!([128, 96]));
+    assert_eq!(
+        (img["rows"].clone(), img["cols"].clone()),
+        (3.into(), 4.into())
+    );
+    assert_eq!(json["image_tokens"], reference.json["n_image_tokens"]);
+    assert_eq!(json["prompt_tokens"], reference.ids("input_ids").len());
+    assert_eq!(json["expanded"], reference.json["expanded_prompt"]);
+    assert_eq!(json["prompt"], reference.json["prompt"]);
+
+    let out = vlm(&["inspect", "no-such.png", "--model", path(dir.path())]);
+    assert_fails(&out, 2, "at least one image");
 }

@@ -18,3 +18,10 @@ mod gguf_tokenizer;
 mod quant_load;
 // The real SmolLM2-135M-Instruct Q4_1 weights.
 mod real_weights;
+// `vlm quantize`: checkpoint directories → GGUF pairs.
+mod quantize;
+// Models from a Hub served on loopback: download, cache, offline, corruption, resolution.
+#[cfg(feature = "hub")]
+mod hub;
+// `vlm compare`: screenshots → comparison cards.
+mod compare;

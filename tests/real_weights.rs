@@ -10,7 +10,8 @@ use crate::common::fixtures;
 
 /// The model file; a missing file fails the test (never a silent pass).
 pub fn smollm2() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/test-models/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(
         path.is_file(),
         "{} is missing: run scripts/fetch-test-models.sh (scripts/test.sh does)",
@@ -25,28 +26,67 @@ fn reference() -> Value {
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 #[test]
 fn real_q4_1_model_answers_like_transformers() {
-    let engine = Engine::load(ModelSource::gguf(smollm2(), None), EngineOptions::default()).unwrap();
+    let engine =
+        Engine::load(ModelSource::gguf(smollm2(), None), EngineOptions::default()).unwrap();
     for case in reference()["cases"].as_array().unwrap() {
         let question = case["question"].as_str().unwrap();
-        let prepared = engine.prepare(&[Message::user([], question)], None).unwrap();
-        assert_eq!(prepared.prompt, case["prompt"].as_str().unwrap(), "{question}: chat template");
+        let prepared = engine
+            .prepare(&[Message::user([], question)], None)
+            .unwrap();
+        assert_eq!(
+            prepared.prompt,
+            case["prompt"].as_str().unwrap(),
+            "{question}: chat template"
+        );
 
         let expected = ids(&case["greedy_tokens"]);
-        let margins: Vec<f64> = case["greedy_margins"].as_array().unwrap().iter().map(|m| m.as_f64().unwrap()).collect();
+        let margins: Vec<f64> = case["greedy_margins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_f64().unwrap())
+            .collect();
         // transformers dequantizes the Q4_1 blocks to f32 and multiplies in f32, as `vlm` does;
         // only summation order differs (~1e-5 on logits), so tokens must agree until a step whose
         // top-2 margin is that small.
-        let comparable = margins.iter().position(|m| *m < 1e-3).unwrap_or(margins.len());
-        let opts = GenerateOptions { max_new_tokens: expected.len(), ..Default::default() };
-        let answer = engine.session().send(Message::user([], question), &opts).unwrap();
-        assert_eq!(answer.token_ids[..comparable], expected[..comparable], "{question}");
+        let comparable = margins
+            .iter()
+            .position(|m| *m < 1e-3)
+            .unwrap_or(margins.len());
+        let opts = GenerateOptions {
+            max_new_tokens: expected.len(),
+            ..Default::default()
+        };
+        let answer = engine
+            .session()
+            .send(Message::user([], question), &opts)
+            .unwrap();
+        assert_eq!(
+            answer.token_ids[..comparable],
+            expected[..comparable],
+            "{question}"
+        );
         let word = case["answer"].as_str().unwrap();
-        assert!(answer.text.to_lowercase().contains(&word.to_lowercase()), "{question} → {:?}", answer.text);
-        println!("{question} → {:?} ({:.1} tok/s)", answer.text, answer.timings.decode_tokens_per_second(answer.token_ids.len()));
+        assert!(
+            answer.text.to_lowercase().contains(&word.to_lowercase()),
+            "{question} → {:?}",
+            answer.text
+        );
+        println!(
+            "{question} → {:?} ({:.1} tok/s)",
+            answer.text,
+            answer
+                .timings
+                .decode_tokens_per_second(answer.token_ids.len())
+        );
     }
 }

@@ -2,5 +2,12 @@
 //! would write them. The command-line tool is a thin front end over these.
 
 pub mod ask;
+pub mod bench;
+pub mod compare;
+pub mod inspect;
+pub mod quantize;
 
 pub use ask::{ask, describe, DESCRIBE_PROMPT};
+pub use compare::{compare, compare_with_progress, CompareOptions, Comparison};
+pub use inspect::{inspect, ImageReport, Inspection};
+pub use quantize::{quantize, QuantizeOptions, QuantizeProgress, QuantizeReport, QuantizedFile};

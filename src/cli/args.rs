@@ -8,13 +8,19 @@ use clap::{Args, ValueEnum};
 /// Which model to run and how.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Model to run: a Hugging Face checkpoint directory (config.json, safetensors, tokenizer
-    /// and processor files), or a llama.cpp text-model GGUF file.
-    #[arg(long, short = 'm', env = "VLM_MODEL", value_name = "DIR|FILE.gguf")]
-    pub model: PathBuf,
+    /// Model to run: a checkpoint directory, a llama.cpp text-model GGUF file, a registry alias
+    /// with an optional variant (`smolvlm2-500m`, `smolvlm2-2.2b:q4_k_m`; see `vlm models`), or
+    /// a Hugging Face repository (`owner/name[@revision]`). Registry models and repositories are
+    /// downloaded once into the Hugging Face cache. Default: smolvlm2-256m.
+    #[arg(long, short = 'm', env = "VLM_MODEL", value_name = "MODEL")]
+    pub model: Option<String>,
     /// The vision projector GGUF (mmproj) that goes with a text-model GGUF.
     #[arg(long, value_name = "FILE.gguf")]
     pub mmproj: Option<PathBuf>,
+    /// Use only models already in the Hugging Face cache; never touch the network (the same as
+    /// HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
     /// Quantize a safetensors checkpoint at load: q8_0, q4_k, q4_0, f16 or bf16. The vision
     /// tower and connector stay at 8 bits when the text model goes to 4.
     #[arg(long, value_name = "TYPE")]
@@ -38,19 +44,48 @@ pub enum DtypeArg {
 }
 
 impl ModelArgs {
-    /// The model source: a GGUF file (with its mmproj) or a checkpoint directory.
-    pub fn source(&self) -> Result<vlm::ModelSource> {
-        let is_gguf = self
-            .model
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
-        if is_gguf {
-            return Ok(vlm::ModelSource::gguf(&self.model, self.mmproj.clone()));
+    /// The model as named: `--model`, `VLM_MODEL`, or the default.
+    pub fn spec(&self) -> &str {
+        self.model
+            .as_deref()
+            .unwrap_or(vlm::registry::DEFAULT_MODEL)
+    }
+
+    /// The local files of the model, fetched from the Hub when it is a registry alias or a
+    /// repository. `weights: false` fetches only what the processor reads.
+    pub fn source(&self, weights: bool) -> Result<vlm::ModelSource> {
+        let spec = self.spec();
+        let model = vlm::registry::Registry::builtin()?.resolve(spec)?;
+        let source = match model {
+            vlm::registry::ModelRef::Local(source) => source,
+            #[cfg(feature = "hub")]
+            remote => {
+                if self.mmproj.is_some() {
+                    bail!("invalid option `--mmproj`: it goes with a local text-model GGUF given to --model, not with `{spec}`");
+                }
+                return crate::cli::hub::fetch(&remote, spec, weights, self.offline);
+            }
+            #[cfg(not(feature = "hub"))]
+            _ => {
+                let _ = weights;
+                bail!("`{spec}` names a model on the Hugging Face Hub, but this vlm was built without the `hub` feature; give a checkpoint directory or a GGUF file");
+            }
+        };
+        match source {
+            vlm::ModelSource::Gguf { model, .. } => {
+                Ok(vlm::ModelSource::gguf(model, self.mmproj.clone()))
+            }
+            _ if self.mmproj.is_some() => {
+                bail!("invalid option `--mmproj`: it goes with a text-model GGUF given to --model, not with a checkpoint directory")
+            }
+            source => Ok(source),
         }
-        if self.mmproj.is_some() {
-            bail!("invalid option `--mmproj`: it goes with a text-model GGUF given to --model, not with a checkpoint directory");
+    }
+
+    pub fn image_limits(&self) -> vlm::ImageLimits {
+        vlm::ImageLimits {
+            max_pixels: self.max_image_pixels,
         }
-        Ok(vlm::ModelSource::dir(&self.model))
     }
 
     pub fn engine_options(&self) -> Result<vlm::EngineOptions> {
@@ -64,9 +99,7 @@ impl ModelArgs {
                 DtypeArg::Bf16 => vlm::Precision::Bf16,
                 DtypeArg::F16 => vlm::Precision::F16,
             }),
-            image_limits: vlm::ImageLimits {
-                max_pixels: self.max_image_pixels,
-            },
+            image_limits: self.image_limits(),
             max_context: self.ctx,
             quant,
         })
@@ -134,6 +167,7 @@ impl GenerateArgs {
             ignore_eos: self.ignore_eos,
             stop: self.stop.clone(),
             image_splitting: self.no_splitting.then_some(false),
+            constraint: None,
         };
         opts.validate()?;
         Ok(opts)
@@ -171,6 +205,9 @@ pub struct AskArgs {
     /// Zero or more images followed by the question.
     #[arg(required = true, value_name = "IMAGE... QUESTION", num_args = 1..)]
     pub inputs: Vec<String>,
+    /// Constrain the answer to JSON valid under this JSON schema file.
+    #[arg(long, value_name = "FILE.json")]
+    pub schema: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]

@@ -4,6 +4,12 @@
 //! (clap also uses 2). A closed stdout (`vlm ask … | head`) is a success.
 
 mod args;
+mod bench;
+mod compare;
+#[cfg(feature = "hub")]
+mod hub;
+mod inspect;
+mod quantize;
 mod run;
 
 use std::process::ExitCode;
@@ -24,6 +30,20 @@ enum Command {
     Describe(args::DescribeArgs),
     /// Ask a question about images, or a text-only question.
     Ask(args::AskArgs),
+    /// Compare tools from screenshots of their pages: a side-by-side card and a verdict.
+    Compare(compare::CompareArgs),
+    /// Time preprocessing, vision, prefill, decode and time-to-first-token.
+    Bench(bench::BenchArgs),
+    /// Write a llama.cpp GGUF pair (text model + mmproj) from a checkpoint directory.
+    Quantize(quantize::QuantizeArgs),
+    /// Show how images and a prompt are prepared (sizes, tiles, tokens) without running the model.
+    Inspect(inspect::InspectArgs),
+    /// Download a model into the Hugging Face cache ahead of time, and verify it.
+    #[cfg(feature = "hub")]
+    Pull(hub::PullArgs),
+    /// List the known models, their sizes and whether they are cached.
+    #[cfg(feature = "hub")]
+    Models(hub::ModelsArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -31,6 +51,14 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Describe(a) => run::describe(a),
         Command::Ask(a) => run::ask(a),
+        Command::Compare(a) => compare::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Quantize(a) => quantize::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        #[cfg(feature = "hub")]
+        Command::Pull(a) => hub::pull(a),
+        #[cfg(feature = "hub")]
+        Command::Models(a) => hub::models(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

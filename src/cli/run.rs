@@ -10,10 +10,10 @@ use vlm::{apps, CancelToken, Engine, Event, Generation, ImageInput};
 
 use crate::cli::args::{AskArgs, DescribeArgs, ModelArgs, OutputArgs};
 
-fn load(model: &ModelArgs) -> Result<Engine> {
-    let source = model.source()?;
+pub(crate) fn load(model: &ModelArgs) -> Result<Engine> {
     let opts = model.engine_options()?;
-    Engine::load(source, opts).with_context(|| format!("loading model {}", model.model.display()))
+    let source = model.source(true)?;
+    Engine::load(source, opts).with_context(|| format!("loading model {}", model.spec()))
 }
 
 fn images(paths: &[PathBuf]) -> Vec<ImageInput> {
@@ -30,7 +30,10 @@ pub fn describe(args: DescribeArgs) -> Result<()> {
 }
 
 pub fn ask(args: AskArgs) -> Result<()> {
-    let opts = args.generate.options()?;
+    let mut opts = args.generate.options()?;
+    if let Some(path) = &args.schema {
+        opts.constraint = Some(vlm::Constraint::json_schema(read_schema(path)?));
+    }
     let (paths, question) = args.split();
     let engine = load(&args.model)?;
     let images = images(&paths);
@@ -44,6 +47,27 @@ pub fn ask(args: AskArgs) -> Result<()> {
             on_event,
         )
     })
+}
+
+/// A JSON schema file, checked to be a JSON object.
+fn read_schema(path: &std::path::Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| vlm::Error::InvalidOption {
+        name: "schema",
+        reason: format!("{}: {e}", path.display()),
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| vlm::Error::InvalidOption {
+            name: "schema",
+            reason: format!("{}: not JSON: {e}", path.display()),
+        })?;
+    if !value.is_object() {
+        return Err(vlm::Error::InvalidOption {
+            name: "schema",
+            reason: format!("{}: a JSON schema must be an object", path.display()),
+        }
+        .into());
+    }
+    Ok(value)
 }
 
 /// Streams tokens to stdout (or collects them for `--json`) and prints the summary.

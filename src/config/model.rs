@@ -194,13 +194,13 @@ impl ModelConfig {
                 return Err(format!("`{name}` must be positive"));
             }
         }
-        if t.num_attention_heads % t.num_key_value_heads != 0 {
+        if !t.num_attention_heads.is_multiple_of(t.num_key_value_heads) {
             return Err(format!(
                 "{} attention heads are not a multiple of {} key/value heads",
                 t.num_attention_heads, t.num_key_value_heads
             ));
         }
-        if t.head_dim % 2 != 0 {
+        if !t.head_dim.is_multiple_of(2) {
             return Err(format!(
                 "text head_dim {} must be even for RoPE",
                 t.head_dim
@@ -245,13 +245,13 @@ impl ModelConfig {
                 v.patch_size, v.image_size
             ));
         }
-        if v.hidden_size % v.num_attention_heads != 0 {
+        if !v.hidden_size.is_multiple_of(v.num_attention_heads) {
             return Err(format!(
                 "vision hidden_size {} is not divisible by {} heads",
                 v.hidden_size, v.num_attention_heads
             ));
         }
-        if v.patches_per_side() % self.scale_factor != 0 {
+        if !v.patches_per_side().is_multiple_of(self.scale_factor) {
             return Err(format!(
                 "{} patches per side are not divisible by scale_factor {}",
                 v.patches_per_side(),

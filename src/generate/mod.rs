@@ -1,5 +1,6 @@
 //! Logits → text: the decode loop, its options, stop conditions, cancellation and timings.
 
+pub mod constraint;
 pub mod detokenize;
 pub mod sampler;
 
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub use constraint::Constraint;
 pub use detokenize::Detokenizer;
 pub use sampler::{Sampler, Sampling};
 
@@ -32,6 +34,8 @@ pub struct GenerateOptions {
     pub stop: Vec<String>,
     /// Override the checkpoint's image splitting for the images of this message.
     pub image_splitting: Option<bool>,
+    /// Only generate text this constraint allows; generation ends when it is complete.
+    pub constraint: Option<Constraint>,
 }
 
 impl Default for GenerateOptions {
@@ -44,6 +48,7 @@ impl Default for GenerateOptions {
             ignore_eos: false,
             stop: Vec::new(),
             image_splitting: None,
+            constraint: None,
         }
     }
 }
@@ -65,7 +70,7 @@ impl GenerateOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
-    /// The model produced an end-of-sequence token.
+    /// The model produced an end-of-sequence token, or the constraint was complete.
     Eos,
     /// `max_new_tokens` was reached.
     MaxTokens,
@@ -204,6 +209,8 @@ pub(crate) struct LoopInput<'a> {
     pub eos_ids: &'a [u32],
     /// Room left in the context window for generated tokens.
     pub room: usize,
+    /// The grammar the tokens must follow, if any.
+    pub constraint: Option<constraint::ConstraintState>,
 }
 
 /// What the decode loop produced.
@@ -229,6 +236,7 @@ pub(crate) fn decode_loop(
     let mut detok = Detokenizer::new(tokenizer);
     let mut context = input.context;
     let mut logits = input.first_logits;
+    let mut constraint = input.constraint;
     let mut token_ids = Vec::new();
     let mut fed = Vec::new();
     let limit = opts.max_new_tokens.min(input.room);
@@ -237,12 +245,22 @@ pub(crate) fn decode_loop(
         if cancel.is_cancelled() {
             break FinishReason::Cancelled;
         }
+        if let Some(c) = constraint.as_mut() {
+            c.mask(&mut logits)?;
+        }
         let id = sampler.sample(&mut logits, &context);
         token_ids.push(id);
         context.push(id);
         if !opts.ignore_eos && input.eos_ids.contains(&id) {
             break FinishReason::Eos;
         }
+        let complete = match constraint.as_mut() {
+            Some(c) => {
+                c.accept(id)?;
+                c.is_complete()?
+            }
+            None => false,
+        };
         if let Some(delta) = detok.push(id)? {
             if let Some(cut) = stop_position(detok.text(), &opts.stop) {
                 // Emit only the part of the delta before the stop string.
@@ -262,6 +280,10 @@ pub(crate) fn decode_loop(
             if on_event(Event::Token(&delta)).is_break() {
                 break FinishReason::Cancelled;
             }
+        }
+        if complete {
+            // Nothing but an end-of-sequence token could follow: no need to run the model.
+            break FinishReason::Eos;
         }
         if token_ids.len() >= limit {
             break if limit < opts.max_new_tokens {

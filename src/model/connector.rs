@@ -44,7 +44,7 @@ impl Connector {
 pub fn pixel_shuffle(xs: &Tensor, s: usize) -> Result<Tensor> {
     let (n, seq, d) = xs.dims3()?;
     let side = (seq as f64).sqrt() as usize;
-    if side * side != seq || side % s != 0 {
+    if side * side != seq || !side.is_multiple_of(s) {
         return Err(Error::InvalidOption {
             name: "vision features",
             reason: format!("{seq} tokens do not form a square grid divisible by {s}"),

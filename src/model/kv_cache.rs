@@ -14,6 +14,27 @@ struct LayerCache {
 }
 
 impl LayerCache {
+    /// A copy in buffers of its own, with room for `spare` more positions.
+    fn deep_copy(&self, spare: usize) -> Result<LayerCache> {
+        let (Some(k), Some(v)) = (&self.k, &self.v) else {
+            return Ok(LayerCache::default());
+        };
+        if self.len == 0 {
+            return Ok(LayerCache::default());
+        }
+        let copy = |t: &Tensor| -> Result<Tensor> {
+            let (b, h, _, d) = t.dims4()?;
+            let fresh = Tensor::zeros((b, h, self.len + spare, d), t.dtype(), t.device())?;
+            fresh.slice_set(&t.narrow(2, 0, self.len)?.contiguous()?, 2, 0)?;
+            Ok(fresh)
+        };
+        Ok(LayerCache {
+            k: Some(copy(k)?),
+            v: Some(copy(v)?),
+            len: self.len,
+        })
+    }
+
     fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
         let add = k.dim(2)?;
         let needed = self.len + add;
@@ -74,6 +95,18 @@ impl KvCache {
         }
     }
 
+    /// An independent copy of the cached positions. A derived `clone` would share the buffers
+    /// that appends write into, so two clones extended differently would overwrite each other.
+    pub fn fork(&self) -> Result<KvCache> {
+        Ok(KvCache {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| l.deep_copy(64))
+                .collect::<Result<Vec<_>>>()?,
+        })
+    }
+
     /// Forgets everything.
     pub fn clear(&mut self) {
         self.truncate(0);
@@ -126,5 +159,21 @@ mod tests {
             .to_vec1::<f32>()
             .unwrap();
         assert!(last.iter().all(|v| *v == 5.0));
+    }
+
+    #[test]
+    fn forks_extend_independently() {
+        let dev = Device::Cpu;
+        let step = |v: f32| Tensor::full(v, (1, 1, 1, 2), &dev).unwrap();
+        let mut base = KvCache::new(1);
+        base.append(0, &step(1.0), &step(1.0)).unwrap();
+        let mut a = base.fork().unwrap();
+        let mut b = base.fork().unwrap();
+        a.append(0, &step(2.0), &step(2.0)).unwrap();
+        b.append(0, &step(3.0), &step(3.0)).unwrap();
+        base.append(0, &step(4.0), &step(4.0)).unwrap();
+        let (k, _) = a.append(0, &step(5.0), &step(5.0)).unwrap();
+        let values = k.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(values, [1.0, 1.0, 2.0, 2.0, 5.0, 5.0]);
     }
 }

@@ -19,6 +19,7 @@ use chat::{ChatTemplate, Message};
 use image::{load_image, ImageInput, ImageLimits};
 use pixels::{prepare_pixels, PixelOptions, PreparedPixels};
 use prompt::{Grid, ImageTokens};
+use tiles::TilePlan;
 use tokenizer::{SpecialTokens, TextTokenizer};
 
 /// One image after preprocessing: its tile grid and its views `[views, 3, M, M]`.
@@ -117,13 +118,15 @@ impl Processor {
             .is_some_and(|p| p.do_image_splitting)
     }
 
-    /// Decodes and preprocesses one image. `splitting` overrides the checkpoint's
-    /// `do_image_splitting`.
-    pub fn prepare_image(
-        &self,
-        input: &ImageInput,
-        splitting: Option<bool>,
-    ) -> Result<PreparedImage> {
+    /// The geometry of one image's preprocessing (resize sizes, tile grid) without preparing
+    /// its pixels. `splitting` overrides the checkpoint's `do_image_splitting`.
+    pub fn tile_plan(&self, input: &ImageInput, splitting: Option<bool>) -> Result<TilePlan> {
+        let opts = self.pixel_options(splitting)?;
+        let loaded = load_image(input, &self.limits)?;
+        TilePlan::new(loaded.width(), loaded.height(), &opts)
+    }
+
+    fn pixel_options(&self, splitting: Option<bool>) -> Result<PixelOptions> {
         let Some(opts) = &self.pixel_options else {
             return Err(crate::Error::InvalidOption {
                 name: "image",
@@ -131,11 +134,22 @@ impl Processor {
                     .into(),
             });
         };
-        let loaded = load_image(input, &self.limits)?;
         let mut opts = opts.clone();
         if let Some(split) = splitting {
             opts.do_image_splitting = split;
         }
+        Ok(opts)
+    }
+
+    /// Decodes and preprocesses one image. `splitting` overrides the checkpoint's
+    /// `do_image_splitting`.
+    pub fn prepare_image(
+        &self,
+        input: &ImageInput,
+        splitting: Option<bool>,
+    ) -> Result<PreparedImage> {
+        let opts = self.pixel_options(splitting)?;
+        let loaded = load_image(input, &self.limits)?;
         let pixels = prepare_pixels(&loaded, &opts)?;
         Ok(PreparedImage {
             grid: Grid {

@@ -57,6 +57,11 @@ impl TextTokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// The underlying `tokenizers` tokenizer (vocabulary, added tokens, decoder).
+    pub fn inner(&self) -> &tokenizers::Tokenizer {
+        &self.inner
+    }
+
     /// Size of the vocabulary, added tokens included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

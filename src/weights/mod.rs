@@ -7,6 +7,7 @@
 //! second model definition.
 
 pub mod gguf;
+pub mod gguf_writer;
 pub mod names;
 pub mod quant;
 pub mod safetensors;

@@ -126,7 +126,7 @@ pub fn fit_rows(target: Target, row_len: usize) -> Target {
     let Target::Quant(ty) = target else {
         return target;
     };
-    let ty = if row_len % ty.block_size() == 0 {
+    let ty = if row_len.is_multiple_of(ty.block_size()) {
         ty
     } else {
         match ty {
@@ -137,7 +137,7 @@ pub fn fit_rows(target: Target, row_len: usize) -> Target {
             other => other,
         }
     };
-    if row_len % ty.block_size() == 0 {
+    if row_len.is_multiple_of(ty.block_size()) {
         Target::Quant(ty)
     } else {
         Target::Dense(DType::F16)

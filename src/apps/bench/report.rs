@@ -1,0 +1,198 @@
+//! Benchmark results → statistics, the machine's description, and Markdown / JSON / CSV.
+
+use serde::Serialize;
+
+/// Samples of one test with their statistics.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    /// Test name (`pp512`, `enc`, …).
+    pub test: String,
+    /// Unit of the samples.
+    pub unit: &'static str,
+    /// Whether larger values are better (rates) or worse (times).
+    pub higher_is_better: bool,
+    /// Mean of the samples.
+    pub mean: f64,
+    /// Sample standard deviation (0 for one sample).
+    pub stddev: f64,
+    /// Median of the samples.
+    pub median: f64,
+    /// The samples, in run order.
+    pub samples: Vec<f64>,
+}
+
+impl BenchResult {
+    /// Computes the statistics of `samples`.
+    pub fn new(test: String, unit: &'static str, higher_is_better: bool, samples: Vec<f64>) -> Self {
+        let n = samples.len().max(1) as f64;
+        let mean = samples.iter().sum::<f64>() / n;
+        let var = if samples.len() > 1 {
+            samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (samples.len() - 1) as f64
+        } else {
+            0.0
+        };
+        let mut sorted = samples.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = match sorted.len() {
+            0 => 0.0,
+            l if l % 2 == 1 => sorted[l / 2],
+            l => (sorted[l / 2 - 1] + sorted[l / 2]) / 2.0,
+        };
+        BenchResult {
+            test,
+            unit,
+            higher_is_better,
+            mean,
+            stddev: var.sqrt(),
+            median,
+            samples,
+        }
+    }
+}
+
+/// What the numbers were measured on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Environment {
+    /// CPU model name.
+    pub cpu: String,
+    /// SIMD features that the kernels can use.
+    pub cpu_features: Vec<&'static str>,
+    /// Worker threads.
+    pub threads: usize,
+    /// Model description (source, dtype).
+    pub model: String,
+    /// Compute dtype.
+    pub dtype: String,
+    /// `vlm` version and build commit.
+    pub build: String,
+}
+
+/// Describes this machine and build for `model` at `dtype`.
+pub fn environment(model: &str, dtype: &str) -> Environment {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    Environment {
+        cpu,
+        cpu_features: cpu_features(),
+        threads: rayon::current_num_threads(),
+        model: model.to_string(),
+        dtype: dtype.to_string(),
+        build: format!(
+            "{} ({})",
+            env!("CARGO_PKG_VERSION"),
+            option_env!("VLM_BUILD_COMMIT").unwrap_or("unknown commit")
+        ),
+    }
+}
+
+fn cpu_features() -> Vec<&'static str> {
+    #[allow(unused_mut)]
+    let mut f = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        for (name, on) in [
+            ("avx2", is_x86_feature_detected!("avx2")),
+            ("fma", is_x86_feature_detected!("fma")),
+            ("f16c", is_x86_feature_detected!("f16c")),
+            ("avx512f", is_x86_feature_detected!("avx512f")),
+            ("avx512bw", is_x86_feature_detected!("avx512bw")),
+            ("avx512vnni", is_x86_feature_detected!("avx512vnni")),
+            ("avx512bf16", is_x86_feature_detected!("avx512bf16")),
+        ] {
+            if on {
+                f.push(name);
+            }
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    f.push("neon");
+    f
+}
+
+/// A Markdown table (llama-bench layout) with the environment as a header.
+pub fn markdown(env: &Environment, results: &[BenchResult]) -> String {
+    let mut s = format!(
+        "CPU: {} [{}], {} threads\nmodel: {} ({})\n\n| test | value | unit | median | samples |\n|---|---:|---|---:|---:|\n",
+        env.cpu,
+        env.cpu_features.join(" "),
+        env.threads,
+        env.model,
+        env.dtype
+    );
+    for r in results {
+        s.push_str(&format!(
+            "| {} | {:.2} ± {:.2} | {} | {:.2} | {} |\n",
+            r.test,
+            r.mean,
+            r.stddev,
+            r.unit,
+            r.median,
+            r.samples.len()
+        ));
+    }
+    s.push_str(&format!("\nbuild: {}\n", env.build));
+    s
+}
+
+/// CSV with a header row; the environment repeats on every row so rows stand alone.
+pub fn csv(env: &Environment, results: &[BenchResult]) -> String {
+    let quote = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
+    let mut s = String::from("cpu,threads,model,dtype,build,test,unit,mean,stddev,median,samples\n");
+    for r in results {
+        s.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            quote(&env.cpu),
+            env.threads,
+            quote(&env.model),
+            env.dtype,
+            quote(&env.build),
+            quote(&r.test),
+            r.unit,
+            r.mean,
+            r.stddev,
+            r.median,
+            r.samples.len()
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics() {
+        let r = BenchResult::new("t".into(), "ms", false, vec![1.0, 2.0, 3.0, 10.0]);
+        assert_eq!(r.mean, 4.0);
+        assert_eq!(r.median, 2.5);
+        assert!((r.stddev - 4.0825).abs() < 1e-3);
+        let one = BenchResult::new("t".into(), "ms", false, vec![5.0]);
+        assert_eq!((one.mean, one.stddev, one.median), (5.0, 0.0, 5.0));
+    }
+
+    #[test]
+    fn renders_tables() {
+        let env = Environment {
+            cpu: "cpu, \"x\"".into(),
+            cpu_features: vec!["avx2"],
+            threads: 2,
+            model: "m".into(),
+            dtype: "f32".into(),
+            build: "0.1.0 (abc)".into(),
+        };
+        let r = vec![BenchResult::new("pp512".into(), "tok/s", true, vec![100.0, 110.0])];
+        let md = markdown(&env, &r);
+        assert!(md.contains("| pp512 | 105.00 ± 7.07 | tok/s | 105.00 | 2 |"), "{md}");
+        assert!(md.ends_with("build: 0.1.0 (abc)\n"));
+        let c = csv(&env, &r);
+        assert!(c.lines().nth(1).unwrap().starts_with("\"cpu, \"\"x\"\"\",2,"), "{c}");
+    }
+}

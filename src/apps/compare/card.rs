@@ -1,0 +1,365 @@
+//! The comparison card: serde types and the published JSON schema they follow (versioned).
+//! Every field read from a screenshot is optional: `null` means "not visible in the screenshot".
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Version of the card format; bumped whenever the schema changes.
+pub const CARD_SCHEMA_VERSION: &str = "vlm-compare-card/1";
+
+/// A side-by-side comparison of two or more tools, read off their screenshots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// [`CARD_SCHEMA_VERSION`].
+    pub schema_version: String,
+    /// "A vs B — which one should you ship with?"
+    pub title: String,
+    /// One card per screenshot, in the order given.
+    pub tools: Vec<ToolCard>,
+    /// The facts on which the tools differ.
+    pub differences: Vec<Difference>,
+    /// A few sentences built only from the cards' text.
+    pub verdict: String,
+    /// Things the reader should know about the run (duplicate screenshots, unfinished
+    /// answers).
+    pub warnings: Vec<String>,
+    /// How the run went; not part of the card format.
+    #[serde(skip)]
+    pub stats: super::CompareStats,
+}
+
+/// What one screenshot shows about one tool.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ToolCard {
+    /// Product name.
+    pub name: Option<String>,
+    /// Kind of tool, e.g. "code editor".
+    pub category: Option<String>,
+    /// The one-line pitch.
+    pub tagline: Option<String>,
+    /// The lowest price shown, as shown ("$20/mo", "Free").
+    pub entry_price: Option<String>,
+    /// How it is sold.
+    pub pricing_model: Option<PricingModel>,
+    /// Short label → value pairs as shown ("Templates" → "240+").
+    pub key_facts: Option<Vec<KeyFact>>,
+    /// Up to five short claims the page makes.
+    pub claims: Option<Vec<String>>,
+    /// Ratings or scores as shown ("4.8/5 on G2").
+    pub ratings: Option<Vec<String>>,
+    /// The screenshot this card was read from.
+    pub source: Source,
+}
+
+/// How a tool is sold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PricingModel {
+    /// Free to use.
+    #[serde(rename = "free")]
+    Free,
+    /// A free tier and paid plans.
+    #[serde(rename = "freemium")]
+    Freemium,
+    /// Paid, after a free trial.
+    #[serde(rename = "free trial")]
+    FreeTrial,
+    /// Paid only.
+    #[serde(rename = "paid")]
+    Paid,
+    /// Open-source software.
+    #[serde(rename = "open source")]
+    OpenSource,
+    /// The page shows prices but not how they fit together.
+    #[serde(rename = "unknown")]
+    Unknown,
+}
+
+impl PricingModel {
+    /// Every value, in schema order.
+    pub const ALL: [PricingModel; 6] = [
+        PricingModel::Free,
+        PricingModel::Freemium,
+        PricingModel::FreeTrial,
+        PricingModel::Paid,
+        PricingModel::OpenSource,
+        PricingModel::Unknown,
+    ];
+
+    /// The text used in the card ("free trial").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PricingModel::Free => "free",
+            PricingModel::Freemium => "freemium",
+            PricingModel::FreeTrial => "free trial",
+            PricingModel::Paid => "paid",
+            PricingModel::OpenSource => "open source",
+            PricingModel::Unknown => "unknown",
+        }
+    }
+
+    /// The value whose text is `s`.
+    pub fn parse(s: &str) -> Option<PricingModel> {
+        PricingModel::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// A label → value pair as shown on the page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyFact {
+    /// "Templates".
+    pub label: String,
+    /// "240+".
+    pub value: String,
+}
+
+/// The screenshot a card was read from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// File name (or "image N" for in-memory images).
+    pub file: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the bytes, lowercase hex.
+    pub sha256: String,
+}
+
+/// One fact on which the tools differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Difference {
+    /// What differs ("Entry price", or a key-fact label).
+    pub field: String,
+    /// Each tool's value, in tool order; `null` = not visible.
+    pub values: Vec<Option<String>>,
+}
+
+/// The fields read from each screenshot, one question each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// [`ToolCard::name`].
+    Name,
+    /// [`ToolCard::category`].
+    Category,
+    /// [`ToolCard::tagline`].
+    Tagline,
+    /// [`ToolCard::entry_price`].
+    EntryPrice,
+    /// [`ToolCard::pricing_model`].
+    PricingModel,
+    /// [`ToolCard::key_facts`].
+    KeyFacts,
+    /// [`ToolCard::claims`].
+    Claims,
+    /// [`ToolCard::ratings`].
+    Ratings,
+}
+
+impl Field {
+    /// Every field, in card order.
+    pub const ALL: [Field; 8] = [
+        Field::Name,
+        Field::Category,
+        Field::Tagline,
+        Field::EntryPrice,
+        Field::PricingModel,
+        Field::KeyFacts,
+        Field::Claims,
+        Field::Ratings,
+    ];
+
+    /// The JSON key ("entry_price").
+    pub fn key(self) -> &'static str {
+        match self {
+            Field::Name => "name",
+            Field::Category => "category",
+            Field::Tagline => "tagline",
+            Field::EntryPrice => "entry_price",
+            Field::PricingModel => "pricing_model",
+            Field::KeyFacts => "key_facts",
+            Field::Claims => "claims",
+            Field::Ratings => "ratings",
+        }
+    }
+
+    /// The row label ("Entry price").
+    pub fn label(self) -> &'static str {
+        match self {
+            Field::Name => "Name",
+            Field::Category => "Category",
+            Field::Tagline => "Tagline",
+            Field::EntryPrice => "Entry price",
+            Field::PricingModel => "Pricing model",
+            Field::KeyFacts => "Key facts",
+            Field::Claims => "Claims",
+            Field::Ratings => "Ratings",
+        }
+    }
+
+    /// The JSON schema of the field's value, `null` included.
+    pub fn schema(self) -> Value {
+        let text =
+            |max: usize| json!({"type": ["string", "null"], "minLength": 1, "maxLength": max});
+        let list = |max_items: usize, max_len: usize| {
+            json!({
+                "type": ["array", "null"],
+                "maxItems": max_items,
+                "items": {"type": "string", "minLength": 1, "maxLength": max_len}
+            })
+        };
+        match self {
+            Field::Name => text(LIMITS.name),
+            Field::Category => text(LIMITS.category),
+            Field::Tagline => text(LIMITS.tagline),
+            Field::EntryPrice => text(LIMITS.entry_price),
+            Field::PricingModel => {
+                let mut values: Vec<Value> = PricingModel::ALL
+                    .iter()
+                    .map(|p| Value::from(p.as_str()))
+                    .collect();
+                values.push(Value::Null);
+                json!({ "enum": values })
+            }
+            Field::KeyFacts => json!({
+                "type": ["array", "null"],
+                "maxItems": LIMITS.key_facts,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "label": {"type": "string", "minLength": 1, "maxLength": LIMITS.fact_label},
+                        "value": {"type": "string", "minLength": 1, "maxLength": LIMITS.fact_value}
+                    },
+                    "required": ["label", "value"],
+                    "additionalProperties": false
+                }
+            }),
+            Field::Claims => list(LIMITS.claims, LIMITS.claim),
+            Field::Ratings => list(LIMITS.ratings, LIMITS.rating),
+        }
+    }
+}
+
+/// Length limits of the card's text, in characters (lists: in items).
+pub struct Limits {
+    /// Product name.
+    pub name: usize,
+    /// Category.
+    pub category: usize,
+    /// Tagline.
+    pub tagline: usize,
+    /// Entry price.
+    pub entry_price: usize,
+    /// Key facts per tool.
+    pub key_facts: usize,
+    /// A key fact's label.
+    pub fact_label: usize,
+    /// A key fact's value.
+    pub fact_value: usize,
+    /// Claims per tool.
+    pub claims: usize,
+    /// One claim.
+    pub claim: usize,
+    /// Ratings per tool.
+    pub ratings: usize,
+    /// One rating.
+    pub rating: usize,
+}
+
+/// The limits the schema publishes.
+pub const LIMITS: Limits = Limits {
+    name: 60,
+    category: 40,
+    tagline: 140,
+    entry_price: 40,
+    key_facts: 8,
+    fact_label: 32,
+    fact_value: 48,
+    claims: 5,
+    claim: 100,
+    ratings: 4,
+    rating: 48,
+};
+
+/// The JSON schema (draft 2020-12) of a [`Comparison`] as [`super::render::json`] writes it.
+pub fn card_schema() -> Value {
+    let mut tool_props = serde_json::Map::new();
+    for field in Field::ALL {
+        tool_props.insert(field.key().into(), field.schema());
+    }
+    tool_props.insert(
+        "source".into(),
+        json!({
+            "type": "object",
+            "properties": {
+                "file": {"type": "string"},
+                "bytes": {"type": "integer", "minimum": 0},
+                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+            },
+            "required": ["file", "bytes", "sha256"],
+            "additionalProperties": false
+        }),
+    );
+    let tool_required: Vec<&str> = Field::ALL
+        .iter()
+        .map(|f| f.key())
+        .chain(["source"])
+        .collect();
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "vlm compare card",
+        "description": format!("{CARD_SCHEMA_VERSION}: tools read off screenshots, side by side. null = not visible in the screenshot."),
+        "type": "object",
+        "properties": {
+            "schema_version": {"const": CARD_SCHEMA_VERSION},
+            "title": {"type": "string"},
+            "tools": {
+                "type": "array",
+                "minItems": 2,
+                "items": {
+                    "type": "object",
+                    "properties": tool_props,
+                    "required": tool_required,
+                    "additionalProperties": false
+                }
+            },
+            "differences": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "field": {"type": "string"},
+                        "values": {"type": "array", "items": {"type": ["string", "null"]}}
+                    },
+                    "required": ["field", "values"],
+                    "additionalProperties": false
+                }
+            },
+            "verdict": {"type": "string"},
+            "warnings": {"type": "array", "items": {"type": "string"}}
+        },
+        "required": ["schema_version", "title", "tools", "differences", "verdict", "warnings"],
+        "additionalProperties": false
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pricing_models_round_trip() {
+        for p in PricingModel::ALL {
+            assert_eq!(PricingModel::parse(p.as_str()), Some(p));
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(json, format!("\"{}\"", p.as_str()));
+        }
+        assert_eq!(PricingModel::parse("cheap"), None);
+    }
+
+    #[test]
+    fn schema_lists_every_field() {
+        let schema = card_schema();
+        let props = &schema["properties"]["tools"]["items"]["properties"];
+        for f in Field::ALL {
+            assert!(props.get(f.key()).is_some(), "{}", f.key());
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! Screenshot → [`ToolCard`]: one short question per field, each answered under a constraint
+//! (JSON schema, regex or choice) so every answer parses. The questions go through an
+//! [`Extractor`]: the model ([`ModelExtractor`]) or any stand-in that answers them.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::cache::{EmbeddingCache, Lookup};
+use super::card::{Field, KeyFact, PricingModel, ToolCard, LIMITS};
+use super::{CompareOptions, Shot};
+use crate::{Constraint, Engine, GenerateOptions, ImageInput, Message, Result, Session};
+
+/// One field's question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Question {
+    /// The field it fills.
+    pub field: Field,
+    /// What the model is asked.
+    pub prompt: String,
+    /// What the answer must look like.
+    pub constraint: Constraint,
+    /// Most tokens the answer may take; the constraint's length limits fit well inside.
+    pub max_tokens: usize,
+}
+
+/// The answer to [`PricingModel`]'s question when the page says nothing about it.
+const NOT_VISIBLE: &str = "not visible";
+
+/// The questions asked of every screenshot, in card order.
+pub fn questions() -> Vec<Question> {
+    Field::ALL.into_iter().map(question).collect()
+}
+
+/// The field's schema as a generation constraint: one line of JSON, and no escapes but `\"`
+/// and `\\`, so no control character can reach a card.
+fn json_constraint(field: Field) -> Constraint {
+    let mut schema = field.schema();
+    if let Some(map) = schema.as_object_mut() {
+        map.insert(
+            "x-guidance".into(),
+            serde_json::json!({
+                "whitespace_flexible": false,
+                "item_separator": ", ",
+                "key_separator": ": ",
+                "json_allowed_escapes": "\"\\",
+            }),
+        );
+    }
+    Constraint::json_schema(schema)
+}
+
+fn question(field: Field) -> Question {
+    let json = |prompt: &str| (prompt.to_string(), json_constraint(field));
+    let (prompt, constraint) = match field {
+        Field::Name => json("What is the name of the product shown in this screenshot? Answer with the name as a JSON string, or null if no name is visible."),
+        Field::Category => json("What kind of software tool is this (for example: code editor, AI model, design tool, database)? Answer with a short JSON string, or null if you cannot tell."),
+        Field::Tagline => json("What is the main headline or one-line pitch on this page? Answer with it as a JSON string, or null if there is none."),
+        Field::EntryPrice => (
+            "What is the lowest price shown on this page, written as on the page (for example $20/month or Free)? Answer not visible if no price is shown.".to_string(),
+            // A price as shown has a digit in it, or is one of the usual words.
+            Constraint::regex(format!(
+                "{NOT_VISIBLE}|Free|Contact sales|[^\\n]{{0,16}}[0-9][^\\n]{{0,{}}}",
+                LIMITS.entry_price - 17
+            )),
+        ),
+        Field::PricingModel => (
+            "How is this tool sold: free, freemium, free trial, paid, open source, or unknown? Answer not visible if the page does not say.".to_string(),
+            Constraint::choice(
+                PricingModel::ALL
+                    .iter()
+                    .map(|p| p.as_str())
+                    .chain([NOT_VISIBLE]),
+            ),
+        ),
+        Field::KeyFacts => json("List the key facts shown on this page as label and value pairs, exactly as written (for example {\"label\": \"Templates\", \"value\": \"240+\"}). Answer with a JSON array of objects, or null if there are none."),
+        Field::Claims => json("List up to five short claims this page makes about the product, as written. Answer with a JSON array of strings, or null if there are none."),
+        Field::Ratings => json("List any ratings, scores or review stars shown on this page, as written (for example 4.8/5). Answer with a JSON array of strings, or null if there are none."),
+    };
+    let max_tokens = match field {
+        Field::KeyFacts => 320,
+        Field::Claims => 320,
+        Field::Tagline => 96,
+        Field::Ratings => 128,
+        _ => 64,
+    };
+    Question {
+        field,
+        prompt,
+        constraint,
+        max_tokens,
+    }
+}
+
+/// An extractor's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The answer's text.
+    pub text: String,
+    /// False when the answer ran out of tokens before its constraint was complete.
+    pub complete: bool,
+}
+
+/// What opening a screenshot cost.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Opened {
+    /// Its image features came from the embedding cache.
+    pub from_cache: bool,
+    /// Views (tiles plus the global view) of the image.
+    pub views: usize,
+    /// Image preprocessing, vision tower and connector (zero on a cache hit).
+    pub encode: Duration,
+    /// Embedding-cache look-up and store.
+    pub cache_io: Duration,
+    /// Why a cache entry for this image was unusable (it was removed and the image
+    /// re-encoded).
+    pub cache_corrupt: Option<String>,
+    /// Prefill of the shared image prefix.
+    pub prefill: Duration,
+}
+
+/// Answers the field questions about one screenshot at a time. The model is one
+/// implementation; tests script another.
+pub trait Extractor {
+    /// Makes `shot` the screenshot the following questions are about.
+    fn open(&mut self, shot: &Shot) -> Result<Opened>;
+    /// Answers one question about the open screenshot.
+    fn answer(&mut self, question: &Question) -> Result<Answer>;
+}
+
+/// The model as an [`Extractor`]: each screenshot is encoded once (or read from the embedding
+/// cache) and prefilled once; every question then runs on a fork of that session, so it costs
+/// only its own tokens.
+pub struct ModelExtractor<'e> {
+    engine: &'e Engine,
+    cache: Option<EmbeddingCache>,
+    splitting: Option<bool>,
+    base: Option<(Session, ImageInput)>,
+}
+
+impl<'e> ModelExtractor<'e> {
+    /// An extractor over `engine` with the options' cache and image settings.
+    pub fn new(engine: &'e Engine, opts: &CompareOptions) -> Self {
+        let cache = opts.cache.then(|| {
+            EmbeddingCache::new(
+                opts.cache_dir
+                    .clone()
+                    .or_else(EmbeddingCache::default_dir)
+                    .unwrap_or_else(|| std::env::temp_dir().join("vlm-embeddings")),
+                opts.cache_max_bytes,
+            )
+        });
+        ModelExtractor {
+            engine,
+            cache,
+            splitting: opts.image_splitting,
+            base: None,
+        }
+    }
+}
+
+impl Extractor for ModelExtractor<'_> {
+    fn open(&mut self, shot: &Shot) -> Result<Opened> {
+        self.base = None;
+        let t = Instant::now();
+        let mut opened = Opened::default();
+        let mut session = self.engine.session();
+        let key = self
+            .cache
+            .as_ref()
+            .map(|c| c.key(self.engine, &shot.source.sha256, self.splitting));
+        if let (Some(cache), Some(key)) = (&self.cache, &key) {
+            match cache.load(key, self.engine) {
+                Lookup::Hit(embedding) => {
+                    opened.from_cache = true;
+                    opened.views = embedding.views();
+                    session.provide_image(shot.input.clone(), embedding);
+                }
+                Lookup::Corrupt(why) => opened.cache_corrupt = Some(why),
+                Lookup::Miss => {}
+            }
+        }
+        if !opened.from_cache {
+            let t_enc = Instant::now();
+            let embedding = self.engine.embed_image(&shot.input, self.splitting)?;
+            opened.encode = t_enc.elapsed();
+            opened.views = embedding.views();
+            if let (Some(cache), Some(key)) = (&self.cache, &key) {
+                // A cache that cannot be written only costs the next run an encode.
+                let _ = cache.store(key, &embedding);
+            }
+            session.provide_image(shot.input.clone(), embedding);
+        }
+        opened.cache_io = t.elapsed().saturating_sub(opened.encode);
+        let opts = GenerateOptions {
+            image_splitting: self.splitting,
+            ..GenerateOptions::default()
+        };
+        let (_, timings) = session.prefill(&Message::user([shot.input.clone()], ""), &opts)?;
+        opened.prefill = timings.prefill;
+        self.base = Some((session, shot.input.clone()));
+        Ok(opened)
+    }
+
+    fn answer(&mut self, question: &Question) -> Result<Answer> {
+        let Some((base, input)) = &self.base else {
+            return Err(crate::Error::InvalidOption {
+                name: "compare",
+                reason: "a question was asked before any screenshot was opened".into(),
+            });
+        };
+        let opts = GenerateOptions {
+            max_new_tokens: question.max_tokens,
+            image_splitting: self.splitting,
+            constraint: Some(question.constraint.clone()),
+            ..GenerateOptions::default()
+        };
+        let mut session = base.fork()?;
+        let g = session.send(
+            Message::user([input.clone()], question.prompt.clone()),
+            &opts,
+        )?;
+        Ok(Answer {
+            complete: g.finish == crate::FinishReason::Eos,
+            text: g.text,
+        })
+    }
+}
+
+/// Stores an answer in `card`; an answer that does not parse leaves the field `null` and
+/// returns why.
+pub fn apply(card: &mut ToolCard, field: Field, text: &str) -> std::result::Result<(), String> {
+    let text = text.trim();
+    match field {
+        Field::EntryPrice => {
+            card.entry_price =
+                (text != NOT_VISIBLE && !text.is_empty()).then(|| clip(text, LIMITS.entry_price));
+            return Ok(());
+        }
+        Field::PricingModel => {
+            card.pricing_model = match text {
+                NOT_VISIBLE => None,
+                other => Some(
+                    PricingModel::parse(other)
+                        .ok_or_else(|| format!("`{other}` is not a pricing model"))?,
+                ),
+            };
+            return Ok(());
+        }
+        _ => {}
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let string = |max: usize| -> std::result::Result<Option<String>, String> {
+        match &value {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(nonempty(s).map(|s| clip(s, max))),
+            other => Err(format!("expected a string or null, got {other}")),
+        }
+    };
+    match field {
+        Field::Name => card.name = string(LIMITS.name)?,
+        Field::Category => card.category = string(LIMITS.category)?,
+        Field::Tagline => card.tagline = string(LIMITS.tagline)?,
+        Field::Claims => card.claims = strings(&value, LIMITS.claims, LIMITS.claim)?,
+        Field::Ratings => card.ratings = strings(&value, LIMITS.ratings, LIMITS.rating)?,
+        Field::KeyFacts => {
+            card.key_facts = match &value {
+                Value::Null => None,
+                Value::Array(items) => {
+                    let facts: Vec<KeyFact> = items
+                        .iter()
+                        .filter_map(|item| {
+                            let label = nonempty(item.get("label")?.as_str()?)?;
+                            let value = nonempty(item.get("value")?.as_str()?)?;
+                            Some(KeyFact {
+                                label: clip(label, LIMITS.fact_label),
+                                value: clip(value, LIMITS.fact_value),
+                            })
+                        })
+                        .take(LIMITS.key_facts)
+                        .collect();
+                    (!facts.is_empty()).then_some(facts)
+                }
+                other => return Err(format!("expected a list of facts or null, got {other}")),
+            }
+        }
+        Field::EntryPrice | Field::PricingModel => {}
+    }
+    Ok(())
+}
+
+fn strings(
+    value: &Value,
+    max_items: usize,
+    max_len: usize,
+) -> std::result::Result<Option<Vec<String>>, String> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Array(items) => {
+            let list: Vec<String> = items
+                .iter()
+                .filter_map(|v| v.as_str().and_then(nonempty))
+                .map(|s| clip(s, max_len))
+                .take(max_items)
+                .collect();
+            Ok((!list.is_empty()).then_some(list))
+        }
+        other => Err(format!("expected a list of strings or null, got {other}")),
+    }
+}
+
+fn nonempty(s: &str) -> Option<&str> {
+    let s = s.trim();
+    (!s.is_empty()).then_some(s)
+}
+
+/// At most `max` characters, on one line, without control characters.
+fn clip(s: &str, max: usize) -> String {
+    s.replace(char::is_control, " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(max)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::constraint::validate;
+
+    #[test]
+    fn scripted_answers_satisfy_their_constraints() {
+        let good = [
+            (Field::Name, "\"Cursor\""),
+            (Field::Name, "null"),
+            (Field::EntryPrice, "$20/month"),
+            (Field::EntryPrice, "not visible"),
+            (Field::PricingModel, "free trial"),
+            (
+                Field::KeyFacts,
+                r#"[{"label": "Templates", "value": "240+"}]"#,
+            ),
+            (Field::Claims, r#"["Ships faster"]"#),
+        ];
+        for (field, text) in good {
+            let q = question(field);
+            let v = validate(&q.constraint, text);
+            assert!(v.is_ok(), "{field:?}: {text}: {v:?}");
+            assert!(apply(&mut ToolCard::default(), field, text).is_ok());
+        }
+        assert!(validate(&question(Field::EntryPrice).constraint, "cheap").is_err());
+        assert!(validate(&question(Field::PricingModel).constraint, "cheap").is_err());
+    }
+
+    #[test]
+    fn answers_fill_the_card() {
+        let mut card = ToolCard::default();
+        apply(&mut card, Field::Name, " \"Cursor  IDE\" ").unwrap();
+        apply(&mut card, Field::PricingModel, "not visible").unwrap();
+        apply(
+            &mut card,
+            Field::KeyFacts,
+            r#"[{"label": "Seats", "value": "5"}, {"label": " ", "value": "x"}]"#,
+        )
+        .unwrap();
+        assert_eq!(card.name.as_deref(), Some("Cursor IDE"));
+        assert_eq!(card.pricing_model, None);
+        assert_eq!(card.key_facts.as_ref().map(Vec::len), Some(1));
+        assert!(apply(&mut card, Field::Claims, "{").is_err());
+        assert!(apply(&mut card, Field::Name, "3").is_err());
+    }
+}

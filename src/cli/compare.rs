@@ -1,0 +1,177 @@
+//! `vlm compare SHOT SHOT…`: arguments → [`vlm::apps::compare`] → a Markdown, JSON or HTML
+//! card on stdout or in `--out`; progress on stderr (only when it is a terminal).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use vlm::apps::compare::{self, render, CompareEvent, CompareOptions};
+use vlm::ImageInput;
+
+use crate::cli::args::ModelArgs;
+
+/// `vlm compare SCREENSHOT SCREENSHOT...`
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Screenshots of two or more tools' landing, pricing or model-card pages.
+    #[arg(value_name = "SCREENSHOT", required_unless_present = "schema")]
+    pub shots: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Md)]
+    pub format: Format,
+    /// Write the card to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print the card's JSON schema and exit.
+    #[arg(long)]
+    pub schema: bool,
+    /// Neither read nor write the image-embedding cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Directory of the image-embedding cache (default: $XDG_CACHE_HOME/vlm/embeddings or
+    /// ~/.cache/vlm/embeddings).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Size cap of the embedding cache, in MiB; the oldest entries go first.
+    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    pub cache_max_mib: u64,
+    /// Feed each screenshot as one downscaled view instead of tiles plus a global view.
+    #[arg(long)]
+    pub no_splitting: bool,
+    /// Print where the time went (encode, prefill, questions) to stderr.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// How the card is written.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// An aligned Markdown table and the verdict.
+    Md,
+    /// JSON following `vlm compare --schema`.
+    Json,
+    /// One self-contained HTML page with thumbnails of the screenshots.
+    Html,
+}
+
+pub fn run(args: CompareArgs) -> Result<()> {
+    if args.schema {
+        return emit(
+            &args,
+            &serde_json::to_string_pretty(&compare::card_schema())?,
+        );
+    }
+    let shots: Vec<ImageInput> = args.shots.iter().cloned().map(ImageInput::Path).collect();
+    if shots.len() < 2 {
+        // Before loading a model: the answer does not depend on it.
+        return Err(vlm::Error::InvalidOption {
+            name: "screenshots",
+            reason: format!("compare needs two or more screenshots, got {}", shots.len()),
+        }
+        .into());
+    }
+    let opts = CompareOptions {
+        cache: !args.no_cache,
+        cache_dir: args.cache_dir.clone(),
+        cache_max_bytes: args.cache_max_mib.saturating_mul(1 << 20),
+        image_splitting: args.no_splitting.then_some(false),
+    };
+    let engine = crate::cli::run::load(&args.model)?;
+    let per_shot = compare::Field::ALL.len() as u64 + 1;
+    let bar = ProgressBar::with_draw_target(
+        Some(per_shot * shots.len() as u64),
+        ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:24}] {pos}/{len}  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut current = String::new();
+    let comparison = compare::compare_with_progress(
+        &engine,
+        &shots,
+        &opts,
+        &mut |event| match event {
+            CompareEvent::Screenshot { index, total, name } => {
+                current = format!("{}/{total} {name}", index + 1);
+                bar.set_position(per_shot * index as u64);
+                bar.set_message(format!("{current}: encoding"));
+            }
+            CompareEvent::Opened { opened, .. } => {
+                bar.inc(1);
+                if let Some(why) = &opened.cache_corrupt {
+                    bar.suspend(|| {
+                        eprintln!("note: {current}: embedding cache entry unusable ({why}); encoded again")
+                    });
+                }
+                let how = if opened.from_cache {
+                    "cached"
+                } else {
+                    "encoded"
+                };
+                bar.set_message(format!("{current}: {how}, {} views", opened.views));
+            }
+            CompareEvent::Field { field, .. } => {
+                bar.inc(1);
+                bar.set_message(format!("{current}: {}", field.label().to_lowercase()));
+            }
+            CompareEvent::Warning(w) => bar.suspend(|| eprintln!("warning: {w}")),
+            _ => {}
+        },
+    );
+    bar.finish_and_clear();
+    let comparison = comparison.context("comparing screenshots")?;
+    if args.verbose {
+        let s = &comparison.stats;
+        eprintln!(
+            "{} screenshots ({} encoded, {} from cache): encode {:.2}s, image prefill {:.2}s, {} questions {:.2}s ({} unfinished)",
+            comparison.tools.len(),
+            s.encoded,
+            s.cache_hits,
+            s.encode.as_secs_f64(),
+            s.prefill.as_secs_f64(),
+            s.fields,
+            s.questions.as_secs_f64(),
+            s.unfinished,
+        );
+    }
+    let text = match args.format {
+        Format::Md => render::markdown(&comparison),
+        Format::Json => render::json(&comparison),
+        Format::Html => {
+            let thumbs: Vec<Option<String>> = args
+                .shots
+                .iter()
+                .map(|p| {
+                    let bytes = std::fs::read(p).ok()?;
+                    render::thumbnail_data_url(&bytes, 480).ok()
+                })
+                .collect();
+            render::html(&comparison, &thumbs)
+        }
+    };
+    emit(&args, &text)
+}
+
+fn emit(args: &CompareArgs, text: &str) -> Result<()> {
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            out.write_all(text.as_bytes())?;
+            if !text.ends_with('\n') {
+                writeln!(out)?;
+            }
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
