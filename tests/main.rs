@@ -23,5 +23,6 @@ mod quantize;
 // Models from a Hub served on loopback: download, cache, offline, corruption, resolution.
 #[cfg(feature = "hub")]
 mod hub;
-// `vlm compare`: screenshots → comparison cards.
+// `vlm compare`: screenshots → comparison cards, with a scripted model and the tiny one.
 mod compare;
+mod compare_model;

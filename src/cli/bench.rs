@@ -15,7 +15,12 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Tests to run, comma-separated: img, enc, ppN, tgN, ttft.
-    #[arg(long, short = 't', default_value = "img,enc,pp512,tg128,ttft", value_delimiter = ',')]
+    #[arg(
+        long,
+        short = 't',
+        default_value = "img,enc,pp512,tg128,ttft",
+        value_delimiter = ','
+    )]
     pub tests: Vec<String>,
     /// Context depths for the tgN tests (tokens already in the cache), comma-separated.
     #[arg(long, short = 'd', default_value = "0", value_delimiter = ',')]
@@ -55,9 +60,14 @@ fn parse_tests(names: &[String], depths: &[usize]) -> Result<Vec<BenchTest>> {
             n if n.starts_with("pp") => tests.push(BenchTest::Pp(number("pp")?)),
             n if n.starts_with("tg") => {
                 let count = number("tg")?;
-                tests.extend(depths.iter().map(|d| BenchTest::Tg { n: count, depth: *d }));
+                tests.extend(depths.iter().map(|d| BenchTest::Tg {
+                    n: count,
+                    depth: *d,
+                }));
             }
-            other => bail!("invalid option `--tests`: unknown test `{other}` (img, enc, ppN, tgN, ttft)"),
+            other => {
+                bail!("invalid option `--tests`: unknown test `{other}` (img, enc, ppN, tgN, ttft)")
+            }
         }
     }
     Ok(tests)
@@ -78,14 +88,18 @@ fn synthetic_screenshot() -> Result<Vec<u8>> {
         }
     });
     let mut png = Vec::new();
-    image::DynamicImage::ImageRgb8(img).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
     Ok(png)
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let tests = parse_tests(&args.tests, &args.depth)?;
     if !matches!(args.output.as_str(), "md" | "json" | "csv") {
-        bail!("invalid option `--output`: `{}` is not md, json or csv", args.output);
+        bail!(
+            "invalid option `--output`: `{}` is not md, json or csv",
+            args.output
+        );
     }
     let engine = crate::cli::run::load(&args.model)?;
     let image = match &args.image {
@@ -102,10 +116,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let info = engine.info();
     let env = report::environment(&info.source, &info.dtype);
     let results = bench::run(&engine, &opts, &mut |r| {
-        eprintln!("{}: {:.2} {} (median {:.2})", r.test, r.mean, r.unit, r.median);
+        eprintln!(
+            "{}: {:.2} {} (median {:.2})",
+            r.test, r.mean, r.unit, r.median
+        );
     })?;
     match args.output.as_str() {
-        "json" => println!("{}", serde_json::to_string_pretty(&serde_json::json!({"environment": env, "results": results}))?),
+        "json" => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"environment": env, "results": results})
+            )?
+        ),
         "csv" => print!("{}", report::csv(&env, &results)),
         _ => print!("{}", report::markdown(&env, &results)),
     }

@@ -73,7 +73,11 @@ pub struct BenchOptions {
 }
 
 /// Runs the tests; `on_result` sees each result as it completes.
-pub fn run(engine: &Engine, opts: &BenchOptions, on_result: &mut dyn FnMut(&BenchResult)) -> Result<Vec<BenchResult>> {
+pub fn run(
+    engine: &Engine,
+    opts: &BenchOptions,
+    on_result: &mut dyn FnMut(&BenchResult),
+) -> Result<Vec<BenchResult>> {
     let mut results = Vec::new();
     for test in &opts.tests {
         let mut samples = Vec::with_capacity(opts.repetitions);
@@ -155,7 +159,9 @@ fn synthetic_ids(engine: &Engine, n: usize) -> Vec<u32> {
     let mut state = 0x2545_f491_4f6c_dd1du64;
     (0..n)
         .map(|_| {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             let id = ((state >> 33) % vocab) as u32;
             if id == image {
                 (id + 1) % vocab as u32

@@ -23,7 +23,12 @@ pub struct BenchResult {
 
 impl BenchResult {
     /// Computes the statistics of `samples`.
-    pub fn new(test: String, unit: &'static str, higher_is_better: bool, samples: Vec<f64>) -> Self {
+    pub fn new(
+        test: String,
+        unit: &'static str,
+        higher_is_better: bool,
+        samples: Vec<f64>,
+    ) -> Self {
         let n = samples.len().max(1) as f64;
         let mean = samples.iter().sum::<f64>() / n;
         let var = if samples.len() > 1 {
@@ -144,7 +149,8 @@ pub fn markdown(env: &Environment, results: &[BenchResult]) -> String {
 /// CSV with a header row; the environment repeats on every row so rows stand alone.
 pub fn csv(env: &Environment, results: &[BenchResult]) -> String {
     let quote = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
-    let mut s = String::from("cpu,threads,model,dtype,build,test,unit,mean,stddev,median,samples\n");
+    let mut s =
+        String::from("cpu,threads,model,dtype,build,test,unit,mean,stddev,median,samples\n");
     for r in results {
         s.push_str(&format!(
             "{},{},{},{},{},{},{},{},{},{},{}\n",
@@ -188,11 +194,25 @@ mod tests {
             dtype: "f32".into(),
             build: "0.1.0 (abc)".into(),
         };
-        let r = vec![BenchResult::new("pp512".into(), "tok/s", true, vec![100.0, 110.0])];
+        let r = vec![BenchResult::new(
+            "pp512".into(),
+            "tok/s",
+            true,
+            vec![100.0, 110.0],
+        )];
         let md = markdown(&env, &r);
-        assert!(md.contains("| pp512 | 105.00 ± 7.07 | tok/s | 105.00 | 2 |"), "{md}");
+        assert!(
+            md.contains("| pp512 | 105.00 ± 7.07 | tok/s | 105.00 | 2 |"),
+            "{md}"
+        );
         assert!(md.ends_with("build: 0.1.0 (abc)\n"));
         let c = csv(&env, &r);
-        assert!(c.lines().nth(1).unwrap().starts_with("\"cpu, \"\"x\"\"\",2,"), "{c}");
+        assert!(
+            c.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("\"cpu, \"\"x\"\"\",2,"),
+            "{c}"
+        );
     }
 }
