@@ -183,7 +183,7 @@ impl RmsNorm {
 /// Applies an activation.
 pub fn activate(xs: &Tensor, act: Activation) -> Result<Tensor> {
     Ok(match act {
-        Activation::GeluTanh => xs.gelu()?,
+        Activation::GeluTanh => crate::model::fastmath::gelu_tanh(xs)?,
         Activation::GeluErf => xs.gelu_erf()?,
         Activation::Silu => candle_nn::ops::silu(xs)?,
     })

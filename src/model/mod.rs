@@ -2,6 +2,7 @@
 //! own file (vision tower, connector, decoder, cache).
 
 pub mod connector;
+pub mod fastmath;
 pub mod kv_cache;
 pub mod layers;
 pub mod qmatmul;

@@ -63,8 +63,8 @@ impl Attention {
         }
         // Ref: eager attention takes the softmax in f32 and casts back.
         let dtype = scores.dtype();
-        let probs =
-            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
+        let probs = crate::model::fastmath::softmax_last_dim(&scores.to_dtype(DType::F32)?)?
+            .to_dtype(dtype)?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((n, l, d))?;
         self.out_proj.forward(&out)
     }
