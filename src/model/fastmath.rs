@@ -169,6 +169,7 @@ mod tests {
         // Candle's reference uses libm tanh/exp; both are within a few ulps of the exact values.
         assert!(diff(gelu_tanh(&x).unwrap(), x.gelu().unwrap()) < 2e-6);
         let s = softmax_last_dim(&x).unwrap();
-        assert!(diff(s, candle_nn::ops::softmax_last_dim(&x).unwrap()) < 1e-7);
+        // Probabilities are at most 1 and our exp is within 4e-7 relative of the exact value.
+        assert!(diff(s, candle_nn::ops::softmax_last_dim(&x).unwrap()) < 1e-6);
     }
 }
