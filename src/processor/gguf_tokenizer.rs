@@ -151,8 +151,12 @@ pub fn tokenizer_from_gguf(v: &GgufVocab<'_>) -> Result<Tokenizer> {
     if v.add_bos {
         tokenizer.with_post_processor(Some(bos_prefix(v)?));
     }
-    tokenizer.add_special_tokens(added_tokens(v, true));
-    tokenizer.add_tokens(added_tokens(v, false));
+    tokenizer
+        .add_special_tokens(added_tokens(v, true))
+        .map_err(|e| Error::Tokenizer(format!("cannot add special tokens: {e}")))?;
+    tokenizer
+        .add_tokens(added_tokens(v, false))
+        .map_err(|e| Error::Tokenizer(format!("cannot add tokens: {e}")))?;
     Ok(tokenizer)
 }
 
