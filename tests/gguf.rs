@@ -183,16 +183,8 @@ fn a_gguf_pair_generates_the_reference_tokens() {
         Some("mmproj-tiny-smolvlm-f32.gguf"),
     );
     let case = case("landscape");
-    let opts = GenerateOptions {
-        max_new_tokens: 12,
-        ignore_eos: true,
-        ..Default::default()
-    };
-    let g = engine
-        .session()
-        .send(case.messages().pop().unwrap(), &opts)
-        .unwrap();
-    assert_eq!(g.token_ids, case.ids("greedy_tokens")[..12]);
+    let tokens = crate::common::greedy_tokens(&engine, case, 12);
+    assert_eq!(tokens, case.ids("greedy_tokens")[..12]);
 }
 
 /// A copy of a fixture with `from` replaced by `to` (same length) in its bytes.

@@ -2,7 +2,7 @@
 //! an amount that depends on the type.
 
 use vlm::weights::QuantType;
-use vlm::{Engine, EngineOptions, GenerateOptions, ModelSource};
+use vlm::{Engine, EngineOptions, ModelSource};
 
 use crate::common::{case, cases, max_abs_diff, model_dir};
 
@@ -75,14 +75,6 @@ fn quantized_decoders_stay_within_their_budget() {
 fn q8_0_on_load_keeps_the_greedy_answer() {
     let engine = engine("tiny-idefics3", QuantType::Q8_0);
     let case = case("v1_text_only");
-    let opts = GenerateOptions {
-        max_new_tokens: 6,
-        ignore_eos: true,
-        ..Default::default()
-    };
-    let g = engine
-        .session()
-        .send(case.messages().pop().unwrap(), &opts)
-        .unwrap();
-    assert_eq!(g.token_ids, case.ids("greedy_tokens")[..6]);
+    let tokens = crate::common::greedy_tokens(&engine, case, 6);
+    assert_eq!(tokens, case.ids("greedy_tokens")[..6]);
 }

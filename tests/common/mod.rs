@@ -177,3 +177,19 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .to_scalar::<f32>()
         .unwrap()
 }
+
+/// The first `n` greedy tokens `engine` generates for the last message of `case` (end of
+/// sequence ignored), in a fresh session.
+pub fn greedy_tokens(engine: &Engine, case: &Case, n: usize) -> Vec<u32> {
+    let opts = vlm::GenerateOptions {
+        max_new_tokens: n,
+        ignore_eos: true,
+        ..Default::default()
+    };
+    let message = case.messages().pop().expect("a case has messages");
+    engine
+        .session()
+        .send(message, &opts)
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name()))
+        .token_ids
+}
