@@ -123,6 +123,44 @@ impl KvCache {
     }
 }
 
+impl KvCache {
+    /// Appends one position (`k`, `v`: `[kv_heads · head_dim]` f32) to layer `layer` and runs
+    /// `f` on the whole f32 key and value buffers, `[kv_heads, capacity, head_dim]`, with the
+    /// capacity; positions `0..len()` are valid. For the CPU step kernels; `None` when the cache
+    /// is not f32 on the CPU.
+    pub(crate) fn append_step<R>(
+        &mut self,
+        layer: usize,
+        kv_heads: usize,
+        k: &[f32],
+        v: &[f32],
+        f: impl FnOnce(&[f32], &[f32], usize) -> R,
+    ) -> Result<Option<R>> {
+        let device = candle_core::Device::Cpu;
+        let head_dim = k.len() / kv_heads;
+        let kt = Tensor::from_slice(k, (1, kv_heads, 1, head_dim), &device)?;
+        let vt = Tensor::from_slice(v, (1, kv_heads, 1, head_dim), &device)?;
+        self.append(layer, &kt, &vt)?;
+        let entry = &self.layers[layer];
+        let (Some(kb), Some(vb)) = (&entry.k, &entry.v) else {
+            return Ok(None);
+        };
+        let capacity = kb.dim(2)?;
+        let (ks, kl) = kb.storage_and_layout();
+        let (vs, vl) = vb.storage_and_layout();
+        let (
+            candle_core::Storage::Cpu(candle_core::CpuStorage::F32(kd)),
+            candle_core::Storage::Cpu(candle_core::CpuStorage::F32(vd)),
+            Some((k0, k1)),
+            Some((v0, v1)),
+        ) = (&*ks, &*vs, kl.contiguous_offsets(), vl.contiguous_offsets())
+        else {
+            return Ok(None);
+        };
+        Ok(Some(f(&kd[k0..k1], &vd[v0..v1], capacity)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

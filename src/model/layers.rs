@@ -69,6 +69,87 @@ impl Linear {
     }
 }
 
+/// Read access to a [`Linear`]'s weight rows for the CPU step kernels (`text_step`): f32 dense
+/// rows, or ggml blocks.
+pub(crate) enum RowView<'a> {
+    Dense {
+        storage: candle_core::StorageRef<'a>,
+        start: usize,
+        in_dim: usize,
+    },
+    Quant(&'a QMatrix),
+}
+
+impl RowView<'_> {
+    /// Whether [`RowView::rows_into`] needs the 32-element block sums of its input.
+    pub(crate) fn needs_block_sums(&self) -> bool {
+        match self {
+            RowView::Dense { .. } => false,
+            RowView::Quant(m) => m.needs_block_sums(),
+        }
+    }
+
+    /// `out[i] = W[first + i] · x`.
+    pub(crate) fn rows_into(&self, x: &[f32], sums: &[f32], first: usize, out: &mut [f32]) {
+        match self {
+            RowView::Dense {
+                storage,
+                start,
+                in_dim,
+            } => {
+                let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(w)) = &**storage else {
+                    // `Linear::row_view` admits only f32 CPU storage.
+                    out.fill(f32::NAN);
+                    return;
+                };
+                for (i, y) in out.iter_mut().enumerate() {
+                    let row = start + (first + i) * in_dim;
+                    *y = crate::model::qmatmul::dot(&w[row..row + in_dim], x);
+                }
+            }
+            RowView::Quant(m) => m.dot_rows_into(x, sums, first, out),
+        }
+    }
+}
+
+impl Linear {
+    /// The weights as rows for the CPU step kernels: dense f32 contiguous CPU matrices and
+    /// block matrices without bias; `None` for anything else (the caller takes the Candle path).
+    pub(crate) fn row_view(&self) -> Option<RowView<'_>> {
+        match self {
+            Linear::Dense { weight, bias: None } => {
+                if weight.dtype() != DType::F32 || !weight.device().is_cpu() {
+                    return None;
+                }
+                let (_, in_dim) = weight.dims2().ok()?;
+                let (storage, layout) = weight.storage_and_layout();
+                let (start, _) = layout.contiguous_offsets()?;
+                if !matches!(
+                    &*storage,
+                    candle_core::Storage::Cpu(candle_core::CpuStorage::F32(_))
+                ) {
+                    return None;
+                }
+                Some(RowView::Dense {
+                    storage,
+                    start,
+                    in_dim,
+                })
+            }
+            Linear::Quant { matrix, bias: None } => Some(RowView::Quant(matrix)),
+            _ => None,
+        }
+    }
+
+    /// `(out, in)` of the weight matrix.
+    pub(crate) fn dims(&self) -> Result<(usize, usize)> {
+        Ok(match self {
+            Linear::Dense { weight, .. } => weight.dims2()?,
+            Linear::Quant { matrix, .. } => matrix.dims(),
+        })
+    }
+}
+
 /// Token embeddings: dense, or quantized rows dequantized on lookup.
 #[derive(Debug, Clone)]
 pub enum Embedding {
@@ -165,6 +246,16 @@ impl RmsNorm {
             weight: w.get(dim, "weight")?,
             eps,
         })
+    }
+
+    /// The scale as f32 values (for the CPU step kernels).
+    pub(crate) fn weight_f32(&self) -> Result<Vec<f32>> {
+        Ok(self.weight.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    }
+
+    /// The epsilon added to the mean square.
+    pub(crate) fn eps(&self) -> f64 {
+        self.eps
     }
 
     /// `weight * (x / sqrt(mean(x²) + eps))` over the last dimension.

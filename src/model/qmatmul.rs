@@ -154,6 +154,37 @@ impl QMatrix {
         }
     }
 
+    /// Whether [`QMatrix::dot_rows_into`] needs the 32-element block sums of its input.
+    pub(crate) fn needs_block_sums(&self) -> bool {
+        fused::Kind::of(self.dtype).is_some_and(|k| k.has_offset())
+    }
+
+    /// Weight rows `first..first + out.len()` dotted with one activation row `x`; `sums` holds
+    /// the 32-element block sums of `x` when [`QMatrix::needs_block_sums`] (else it is ignored).
+    pub(crate) fn dot_rows_into(&self, x: &[f32], sums: &[f32], first: usize, out: &mut [f32]) {
+        let raw = &as_bytes(&self.raw)[..self.bytes];
+        let row_bytes = self.in_dim / self.dtype.block_size() * self.dtype.type_size();
+        match fused::Kind::of(self.dtype) {
+            Some(k) => {
+                let w = &raw[first * row_bytes..(first + out.len()) * row_bytes];
+                let sums = if k.has_offset() { sums } else { &[] };
+                fused::dot_rows(k, w, row_bytes, x, sums, self.in_dim, out);
+            }
+            None => {
+                let mut buf = vec![0f32; self.in_dim];
+                for (i, y) in out.iter_mut().enumerate() {
+                    self.row(first + i, &mut buf);
+                    *y = dot(&buf, x);
+                }
+            }
+        }
+    }
+
+    /// `[out, in]`.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.out_dim, self.in_dim)
+    }
+
     /// Few activation rows (decode): for the legacy block types a fused kernel dots the blocks
     /// with f32 activations without materialising the weights; k-quants dequantize each weight
     /// row once and dot it with every activation row.

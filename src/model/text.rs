@@ -10,6 +10,8 @@ use crate::model::kv_cache::KvCache;
 use crate::model::layers::{activate, Embedding, Linear, RmsNorm};
 use crate::weights::Weights;
 
+mod step;
+
 /// How a checkpoint lays out the two halves rotated by RoPE in its Q/K rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RopeLayout {
@@ -52,6 +54,15 @@ impl Rotary {
         }
         let freqs = Tensor::from_vec(freqs, (t, half), device)?;
         Ok((freqs.cos()?.to_dtype(dtype)?, freqs.sin()?.to_dtype(dtype)?))
+    }
+
+    /// cos and sin `[head_dim/2]` at one position, computed as [`Rotary::tables`] does.
+    fn at(&self, pos: usize) -> (Vec<f32>, Vec<f32>) {
+        let freqs = self.inv_freq.iter().map(|f| pos as f32 * f);
+        (
+            freqs.clone().map(f32::cos).collect(),
+            freqs.map(f32::sin).collect(),
+        )
     }
 
     fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
@@ -253,6 +264,13 @@ impl TextModel {
     /// to the cache, and returns the logits of the last position as f32 `[vocab]`.
     pub fn forward(&self, embeds: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
         let (_, t, _) = embeds.dims3()?;
+        if t == 1 && embeds.dtype() == DType::F32 && embeds.device().is_cpu() {
+            let x = embeds.flatten_all()?.to_vec1::<f32>()?;
+            if let Some(logits) = self.step(&x, cache)? {
+                let n = logits.len();
+                return Ok(Tensor::from_vec(logits, n, embeds.device())?);
+            }
+        }
         let start = cache.len();
         let (cos, sin) = self
             .rotary
