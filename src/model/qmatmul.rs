@@ -231,6 +231,9 @@ impl QMatrix {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 /// Fused block-dot kernels for the 32-element block types, written so that the compiler
 /// vectorizes them; compiled a second time with AVX2+FMA and chosen at run time.
 mod fused {
@@ -275,6 +278,11 @@ mod fused {
     ) {
         #[cfg(target_arch = "x86_64")]
         {
+            if super::avx512::available() {
+                // SAFETY: the CPU supports the kernels' features; the slices are as documented.
+                unsafe { super::avx512::dot_rows(kind, w, row_bytes, x, sums, n_in, out) };
+                return;
+            }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 // SAFETY: the CPU supports the features the function is compiled with.
                 unsafe { dot_rows_avx2(kind, w, row_bytes, x, sums, n_in, out) };
