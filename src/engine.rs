@@ -16,6 +16,7 @@ use crate::processor::image::ImageLimits;
 use crate::processor::tokenizer::TextTokenizer;
 use crate::processor::{PreparedInput, Processor};
 use crate::session::{ImageEmbedding, Session};
+use crate::synthetic::Preset;
 use crate::weights::gguf::{GgufFile, Value};
 use crate::weights::{safetensors_files, GgufPair, QuantPolicy, QuantType, Weights};
 
@@ -36,6 +37,9 @@ pub enum ModelSource {
         /// preprocessing and tokenization are exactly the original's.
         config_dir: Option<PathBuf>,
     },
+    /// A published architecture with seeded random weights, built in memory (no files); see
+    /// [`crate::synthetic`]. Its answers are noise: it exists for benchmarks.
+    Synthetic(Preset),
 }
 
 impl ModelSource {
@@ -51,6 +55,11 @@ impl ModelSource {
             mmproj,
             config_dir: None,
         }
+    }
+
+    /// A synthetic model (`synthetic:256m`, …): random weights built in memory.
+    pub fn synthetic(preset: Preset) -> Self {
+        ModelSource::Synthetic(preset)
     }
 
     /// A GGUF pair whose configuration, tokenizer and processor come from the original
@@ -119,6 +128,10 @@ pub struct ModelInfo {
     pub tile_size: usize,
     /// Whether the model takes images.
     pub vision: bool,
+    /// Whether the weights are random (a [`ModelSource::Synthetic`] model).
+    pub synthetic: bool,
+    /// The type matrices were quantized to at load (`--quant`), if any.
+    pub quant: Option<String>,
 }
 
 pub(crate) struct EngineInner {
@@ -160,6 +173,11 @@ impl Engine {
                 let files = safetensors_files(dir)?;
                 let quant = opts.quant.map(QuantPolicy::new);
                 Weights::from_safetensors(&files, dtype, &device, quant)?
+            }
+            (ModelSource::Synthetic(preset), None) => {
+                let tensors = preset.weights(crate::synthetic::SEED)?;
+                let quant = opts.quant.map(QuantPolicy::new);
+                Weights::from_tensors(tensors, dtype, &device, quant)
             }
             (ModelSource::Gguf { model, .. }, None) => {
                 return Err(Error::MissingFile {
@@ -207,6 +225,8 @@ impl Engine {
                 .as_ref()
                 .map_or(0, |p| p.tile_size as usize),
             vision: config.model.vision.is_some(),
+            synthetic: matches!(source, ModelSource::Synthetic(_)),
+            quant: opts.quant.map(|q| quant_name(q).to_string()),
         };
         Ok(Engine {
             inner: Arc::new(EngineInner {
@@ -353,6 +373,24 @@ fn read_model(source: &ModelSource, limits: ImageLimits, open_weights: bool) -> 
                 describe: dir.display().to_string(),
             })
         }
+        ModelSource::Synthetic(preset) => {
+            let files = preset.config_files();
+            let files: Vec<(&str, &str)> = files.iter().map(|(n, c)| (*n, c.as_str())).collect();
+            let origin = preset.origin();
+            let config = CheckpointConfig::from_memory(&origin, &files)?;
+            let tokenizer =
+                tokenizers::Tokenizer::from_bytes(preset.tokenizer_json()).map_err(|e| {
+                    Error::Tokenizer(format!("{}: {e}", origin.join("tokenizer.json").display()))
+                })?;
+            let processor =
+                Processor::new(&config, TextTokenizer::from_tokenizer(tokenizer), limits)?;
+            Ok(ModelParts {
+                config,
+                processor,
+                gguf: None,
+                describe: preset.model_id(),
+            })
+        }
         ModelSource::Gguf {
             model,
             mmproj,
@@ -413,6 +451,17 @@ fn read_model(source: &ModelSource, limits: ImageLimits, open_weights: bool) -> 
                 describe,
             })
         }
+    }
+}
+
+/// `--quant`'s spelling of a quantization choice.
+fn quant_name(q: QuantType) -> &'static str {
+    match q {
+        QuantType::Q8_0 => "q8_0",
+        QuantType::Q4K => "q4_k",
+        QuantType::Q4_0 => "q4_0",
+        QuantType::F16 => "f16",
+        QuantType::Bf16 => "bf16",
     }
 }
 

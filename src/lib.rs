@@ -51,6 +51,8 @@ pub mod model;
 pub mod processor;
 pub mod registry;
 pub mod session;
+pub mod synthetic;
+pub mod threads;
 pub mod weights;
 
 pub use engine::{Engine, EngineOptions, ModelInfo, ModelSource, Precision};

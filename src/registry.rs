@@ -217,6 +217,7 @@ impl ModelRef {
         match self {
             ModelRef::Local(ModelSource::Dir(d)) => d.display().to_string(),
             ModelRef::Local(ModelSource::Gguf { model, .. }) => model.display().to_string(),
+            ModelRef::Local(ModelSource::Synthetic(preset)) => preset.model_id(),
             ModelRef::Registry { model, variant } => format!("{}:{variant}", model.alias()),
             ModelRef::Hub {
                 repo,

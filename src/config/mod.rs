@@ -57,31 +57,53 @@ fn read_optional(path: &Path) -> Result<Option<String>> {
 impl CheckpointConfig {
     /// Reads and cross-checks the configuration files of a checkpoint directory.
     pub fn from_dir(dir: &Path) -> Result<Self> {
+        Self::read(dir, &|name| read_optional(&dir.join(name)))
+    }
+
+    /// Cross-checks configuration files held in memory, as (file name, contents) pairs
+    /// (a synthetic checkpoint's); errors name `origin/<file>`.
+    pub fn from_memory(origin: &Path, files: &[(&str, &str)]) -> Result<Self> {
+        Self::read(origin, &|name| {
+            Ok(files
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, text)| text.to_string()))
+        })
+    }
+
+    /// `read(name)` gives a file's text, or `None` when it does not exist.
+    fn read(dir: &Path, read: &dyn Fn(&str) -> Result<Option<String>>) -> Result<Self> {
+        let required = |name: &str| {
+            read(name)?.ok_or_else(|| Error::MissingFile {
+                path: dir.join(name),
+            })
+        };
         let config_path = dir.join("config.json");
-        let model = ModelConfig::parse(&read_text(&config_path)?, &config_path)?;
+        let model = ModelConfig::parse(&required("config.json")?, &config_path)?;
 
         let pre_path = dir.join("preprocessor_config.json");
-        let preprocessor = PreprocessorConfig::parse(&read_text(&pre_path)?, &pre_path)?;
+        let preprocessor =
+            PreprocessorConfig::parse(&required("preprocessor_config.json")?, &pre_path)?;
 
         let proc_path = dir.join("processor_config.json");
-        let processor = match read_optional(&proc_path)? {
+        let processor = match read("processor_config.json")? {
             Some(text) => Some(ProcessorConfig::parse(&text, &proc_path)?),
             None => None,
         };
 
         let gen_path = dir.join("generation_config.json");
-        let generation = match read_optional(&gen_path)? {
+        let generation = match read("generation_config.json")? {
             Some(text) => GenerationConfig::parse(&text, &gen_path)?,
             None => GenerationConfig::default(),
         };
 
         let tok_path = dir.join("tokenizer_config.json");
-        let tokenizer = match read_optional(&tok_path)? {
+        let tokenizer = match read("tokenizer_config.json")? {
             Some(text) => TokenizerConfig::parse(&text, &tok_path)?,
             None => TokenizerConfig::default(),
         };
 
-        let chat_template = find_chat_template(dir, &tokenizer)?;
+        let chat_template = find_chat_template(dir, read, &tokenizer)?;
         let image_seq_len = check_geometry(&model, &preprocessor, processor.as_ref(), dir)?;
         Ok(CheckpointConfig {
             model,
@@ -94,14 +116,16 @@ impl CheckpointConfig {
     }
 }
 
-fn find_chat_template(dir: &Path, tokenizer: &TokenizerConfig) -> Result<String> {
-    let jinja = dir.join("chat_template.jinja");
-    if let Some(t) = read_optional(&jinja)? {
+fn find_chat_template(
+    dir: &Path,
+    read: &dyn Fn(&str) -> Result<Option<String>>,
+    tokenizer: &TokenizerConfig,
+) -> Result<String> {
+    if let Some(t) = read("chat_template.jinja")? {
         return Ok(t);
     }
-    let json = dir.join("chat_template.json");
-    if let Some(t) = read_optional(&json)? {
-        return tokenizer::parse_chat_template_json(&t, &json);
+    if let Some(t) = read("chat_template.json")? {
+        return tokenizer::parse_chat_template_json(&t, &dir.join("chat_template.json"));
     }
     tokenizer.chat_template.clone().ok_or_else(|| Error::MissingFile {
         path: dir.join("chat_template.json (or chat_template.jinja, or `chat_template` in tokenizer_config.json)"),

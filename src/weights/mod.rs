@@ -79,6 +79,24 @@ impl Weights {
         })
     }
 
+    /// Serves tensors held in memory under their Hugging Face names (a synthetic checkpoint)
+    /// exactly as a safetensors checkpoint: converted to `dtype` on `device` when read,
+    /// quantized at load by `quant`.
+    pub fn from_tensors(
+        tensors: std::collections::HashMap<String, Tensor>,
+        dtype: DType,
+        device: &Device,
+        quant: Option<QuantPolicy>,
+    ) -> Self {
+        Weights {
+            store: Store::Safetensors(VarBuilder::from_tensors(tensors, dtype, device)),
+            prefix: String::new(),
+            dtype,
+            device: device.clone(),
+            quant,
+        }
+    }
+
     /// Serves a GGUF pair under Hugging Face names. Activations use `dtype`; quantized
     /// matrices stay quantized.
     pub fn from_gguf(pair: Arc<GgufPair>, dtype: DType, device: &Device) -> Self {
