@@ -26,3 +26,5 @@ mod hub;
 // `vlm compare`: screenshots → comparison cards, with a scripted model and the tiny one.
 mod compare;
 mod compare_model;
+// Synthetic models: in memory, written by `vlm synth`, and benchmarked.
+mod synthetic;

@@ -6,8 +6,10 @@ pub mod bench;
 pub mod compare;
 pub mod inspect;
 pub mod quantize;
+pub mod synth;
 
 pub use ask::{ask, describe, DESCRIBE_PROMPT};
 pub use compare::{compare, compare_with_progress, CompareOptions, Comparison};
 pub use inspect::{inspect, ImageReport, Inspection};
 pub use quantize::{quantize, QuantizeOptions, QuantizeProgress, QuantizeReport, QuantizedFile};
+pub use synth::{synth, SynthOptions, SynthReport, SynthStep};

@@ -114,7 +114,37 @@ pub fn quantize(
 ) -> Result<QuantizeReport> {
     let cfg = CheckpointConfig::from_dir(dir)?;
     let model_name = model_name(dir)?;
-    let (text_name, mmproj_name) = output_names(&model_name, ty);
+    let weights = || {
+        let files = safetensors_files(dir)?;
+        Weights::from_safetensors(&files, DType::F32, &Device::Cpu, None)
+    };
+    write_pair(
+        dir,
+        &cfg,
+        &model_name,
+        &weights,
+        out_dir,
+        ty,
+        opts,
+        on_progress,
+    )
+}
+
+/// Writes the GGUF pair of a checkpoint whose JSON files (tokenizer and configuration, read for
+/// the metadata) are in `dir` and whose f32 weights `weights` opens, once the outputs are known
+/// not to clash.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_pair(
+    dir: &Path,
+    cfg: &CheckpointConfig,
+    model_name: &str,
+    weights: &dyn Fn() -> Result<Weights>,
+    out_dir: &Path,
+    ty: QuantType,
+    opts: &QuantizeOptions,
+    on_progress: &mut dyn FnMut(QuantizeProgress),
+) -> Result<QuantizeReport> {
+    let (text_name, mmproj_name) = output_names(model_name, ty);
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let mut outputs = vec![text_name];
     if cfg.model.vision.is_some() {
@@ -134,23 +164,22 @@ pub fn quantize(
     }
 
     let policy = QuantPolicy::new(ty);
-    let text = text_tensors(&cfg, &policy)?;
+    let text = text_tensors(cfg, &policy)?;
     let mut jobs = vec![Job {
         name: outputs[0].clone(),
-        metadata: text_metadata(dir, &cfg, &model_name, ty, parameters(&text))?,
+        metadata: text_metadata(dir, cfg, model_name, ty, parameters(&text))?,
         tensors: text,
     }];
     if let Some(name) = outputs.get(1) {
-        let vision = vision_tensors(&cfg, &policy)?;
+        let vision = vision_tensors(cfg, &policy)?;
         jobs.push(Job {
             name: name.clone(),
-            metadata: mmproj_metadata(&cfg, &model_name, &policy, parameters(&vision)),
+            metadata: mmproj_metadata(cfg, model_name, &policy, parameters(&vision)),
             tensors: vision,
         });
     }
 
-    let files = safetensors_files(dir)?;
-    let weights = Weights::from_safetensors(&files, DType::F32, &Device::Cpu, None)?;
+    let weights = weights()?;
     let mut partials = Vec::new();
     let result = write_jobs(&jobs, out_dir, &weights, &mut partials, on_progress);
     if result.is_err() {

@@ -11,9 +11,17 @@ pub struct ModelArgs {
     /// Model to run: a checkpoint directory, a llama.cpp text-model GGUF file, a registry alias
     /// with an optional variant (`smolvlm2-500m`, `smolvlm2-2.2b:q4_k_m`; see `vlm models`), or
     /// a Hugging Face repository (`owner/name[@revision]`). Registry models and repositories are
-    /// downloaded once into the Hugging Face cache. Default: smolvlm2-256m.
-    #[arg(long, short = 'm', env = "VLM_MODEL", value_name = "MODEL")]
+    /// downloaded once into the Hugging Face cache. Default: $VLM_MODEL, else smolvlm2-256m.
+    // VLM_MODEL is read in `spec` rather than by clap, so that it does not conflict with
+    // --synthetic the way a --model on the command line does.
+    #[arg(long, short = 'm', value_name = "MODEL")]
     pub model: Option<String>,
+    /// Instead of --model, build a published architecture with random weights in memory: 256m,
+    /// 500m, 2.2b (or tiny, for smoke tests). No download, no files; its answers are noise, its
+    /// speed is the real model's. Memory for the f32 weights: about 1 GB (256m), 2 GB (500m),
+    /// 9 GB (2.2b). `vlm synth` writes the same weights to disk.
+    #[arg(long, value_name = "PRESET", conflicts_with_all = ["model", "mmproj"])]
+    pub synthetic: Option<vlm::synthetic::Preset>,
     /// The vision projector GGUF (mmproj) that goes with a text-model GGUF.
     #[arg(long, value_name = "FILE.gguf")]
     pub mmproj: Option<PathBuf>,
@@ -44,17 +52,25 @@ pub enum DtypeArg {
 }
 
 impl ModelArgs {
-    /// The model as named: `--model`, `VLM_MODEL`, or the default.
-    pub fn spec(&self) -> &str {
+    /// The model as named: `--synthetic`, `--model`, `VLM_MODEL`, or the default.
+    pub fn spec(&self) -> String {
+        if let Some(preset) = self.synthetic {
+            return preset.model_id();
+        }
         self.model
-            .as_deref()
-            .unwrap_or(vlm::registry::DEFAULT_MODEL)
+            .clone()
+            .or_else(|| std::env::var("VLM_MODEL").ok().filter(|m| !m.is_empty()))
+            .unwrap_or_else(|| vlm::registry::DEFAULT_MODEL.to_string())
     }
 
     /// The local files of the model, fetched from the Hub when it is a registry alias or a
     /// repository. `weights: false` fetches only what the processor reads.
     pub fn source(&self, weights: bool) -> Result<vlm::ModelSource> {
+        if let Some(preset) = self.synthetic {
+            return Ok(vlm::ModelSource::synthetic(preset));
+        }
         let spec = self.spec();
+        let spec = spec.as_str();
         let model = vlm::registry::Registry::builtin()?.resolve(spec)?;
         let source = match model {
             vlm::registry::ModelRef::Local(source) => source,
@@ -235,6 +251,24 @@ mod tests {
     struct T {
         #[command(flatten)]
         g: GenerateArgs,
+    }
+
+    #[derive(Parser)]
+    struct M {
+        #[command(flatten)]
+        m: ModelArgs,
+    }
+
+    #[test]
+    fn synthetic_presets_are_models_of_their_own() {
+        let t = M::try_parse_from(["t", "--synthetic", "2.2b"]).unwrap();
+        assert_eq!(t.m.spec(), "synthetic:2.2b");
+        assert_eq!(
+            t.m.source(true).unwrap(),
+            vlm::ModelSource::synthetic(vlm::synthetic::Preset::SmolVlm2_2_2B)
+        );
+        assert!(M::try_parse_from(["t", "--synthetic", "7b"]).is_err());
+        assert!(M::try_parse_from(["t", "--synthetic", "256m", "--model", "d"]).is_err());
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         prompt: args.prompt.clone(),
     };
     let info = engine.info();
-    let env = report::environment(&info.source, &info.dtype);
+    let env = report::environment(info);
     let results = bench::run(&engine, &opts, &mut |r| {
         eprintln!(
             "{}: {:.2} {} (median {:.2})",

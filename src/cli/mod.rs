@@ -11,6 +11,7 @@ mod hub;
 mod inspect;
 mod quantize;
 mod run;
+mod synth;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,10 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(name = "vlm", version, about, propagate_version = true)]
 pub struct Cli {
+    /// Worker threads for every computation (one pool shared by vlm's and Candle's kernels).
+    /// Default: RAYON_NUM_THREADS if set, otherwise the physical cores.
+    #[arg(long, global = true, env = "VLM_THREADS", value_name = "N")]
+    threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,6 +41,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write a llama.cpp GGUF pair (text model + mmproj) from a checkpoint directory.
     Quantize(quantize::QuantizeArgs),
+    /// Write a checkpoint of a published architecture with random weights (for benchmarks).
+    Synth(synth::SynthArgs),
     /// Show how images and a prompt are prepared (sizes, tiles, tokens) without running the model.
     Inspect(inspect::InspectArgs),
     /// Download a model into the Hugging Face cache ahead of time, and verify it.
@@ -48,12 +55,18 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything else runs: this sizes rayon's global pool and Candle's thread counts.
+    if let Err(err) = vlm::threads::init(cli.threads) {
+        eprintln!("error: {err}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Describe(a) => run::describe(a),
         Command::Ask(a) => run::ask(a),
         Command::Compare(a) => compare::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Quantize(a) => quantize::run(a),
+        Command::Synth(a) => synth::run(a),
         Command::Inspect(a) => inspect::run(a),
         #[cfg(feature = "hub")]
         Command::Pull(a) => hub::pull(a),

@@ -62,18 +62,25 @@ pub struct Environment {
     pub cpu: String,
     /// SIMD features that the kernels can use.
     pub cpu_features: Vec<&'static str>,
-    /// Worker threads.
+    /// Worker threads (rayon's global pool, which runs this crate's kernels).
     pub threads: usize,
-    /// Model description (source, dtype).
+    /// Tasks Candle's matmul splits into (equal to `threads` unless the pool was sized outside
+    /// [`crate::threads::init`]).
+    pub candle_threads: usize,
+    /// Model id: its path, repository or `synthetic:<preset>`.
     pub model: String,
+    /// Whether the weights are random (a synthetic model, no download).
+    pub synthetic: bool,
     /// Compute dtype.
     pub dtype: String,
+    /// Quantization applied at load (`--quant`), if any.
+    pub quant: Option<String>,
     /// `vlm` version and build commit.
     pub build: String,
 }
 
-/// Describes this machine and build for `model` at `dtype`.
-pub fn environment(model: &str, dtype: &str) -> Environment {
+/// Describes this machine and build for a loaded model.
+pub fn environment(info: &crate::ModelInfo) -> Environment {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -86,9 +93,12 @@ pub fn environment(model: &str, dtype: &str) -> Environment {
     Environment {
         cpu,
         cpu_features: cpu_features(),
-        threads: rayon::current_num_threads(),
-        model: model.to_string(),
-        dtype: dtype.to_string(),
+        threads: crate::threads::current(),
+        candle_threads: crate::threads::candle_threads(),
+        model: info.source.clone(),
+        synthetic: info.synthetic,
+        dtype: info.dtype.clone(),
+        quant: info.quant.clone(),
         build: format!(
             "{} ({})",
             env!("CARGO_PKG_VERSION"),
@@ -123,8 +133,22 @@ fn cpu_features() -> Vec<&'static str> {
 
 /// A Markdown table (llama-bench layout) with the environment as a header.
 pub fn markdown(env: &Environment, results: &[BenchResult]) -> String {
+    let candle = if env.candle_threads == env.threads {
+        String::new()
+    } else {
+        format!(" (Candle matmul: {})", env.candle_threads)
+    };
+    let quant = env
+        .quant
+        .as_deref()
+        .map_or(String::new(), |q| format!(", weights {q}"));
+    let synthetic = if env.synthetic {
+        " [synthetic: random weights, no download; the architecture's speed, not its answers]"
+    } else {
+        ""
+    };
     let mut s = format!(
-        "CPU: {} [{}], {} threads\nmodel: {} ({})\n\n| test | value | unit | median | samples |\n|---|---:|---|---:|---:|\n",
+        "CPU: {} [{}], {} threads{candle}\nmodel: {} ({}{quant}){synthetic}\n\n| test | value | unit | median | samples |\n|---|---:|---|---:|---:|\n",
         env.cpu,
         env.cpu_features.join(" "),
         env.threads,
@@ -149,15 +173,18 @@ pub fn markdown(env: &Environment, results: &[BenchResult]) -> String {
 /// CSV with a header row; the environment repeats on every row so rows stand alone.
 pub fn csv(env: &Environment, results: &[BenchResult]) -> String {
     let quote = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
-    let mut s =
-        String::from("cpu,threads,model,dtype,build,test,unit,mean,stddev,median,samples\n");
+    let mut s = String::from(
+        "cpu,threads,model,synthetic,dtype,quant,build,test,unit,mean,stddev,median,samples\n",
+    );
     for r in results {
         s.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             quote(&env.cpu),
             env.threads,
             quote(&env.model),
+            env.synthetic,
             env.dtype,
+            env.quant.as_deref().unwrap_or(""),
             quote(&env.build),
             quote(&r.test),
             r.unit,
@@ -190,8 +217,11 @@ mod tests {
             cpu: "cpu, \"x\"".into(),
             cpu_features: vec!["avx2"],
             threads: 2,
-            model: "m".into(),
+            candle_threads: 2,
+            model: "synthetic:256m".into(),
+            synthetic: true,
             dtype: "f32".into(),
+            quant: Some("q8_0".into()),
             build: "0.1.0 (abc)".into(),
         };
         let r = vec![BenchResult::new(
@@ -206,6 +236,11 @@ mod tests {
             "{md}"
         );
         assert!(md.ends_with("build: 0.1.0 (abc)\n"));
+        assert!(md.contains("CPU: cpu, \"x\" [avx2], 2 threads\n"), "{md}");
+        assert!(
+            md.contains("model: synthetic:256m (f32, weights q8_0) [synthetic: random weights"),
+            "{md}"
+        );
         let c = csv(&env, &r);
         assert!(
             c.lines()
