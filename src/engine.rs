@@ -98,6 +98,18 @@ impl Precision {
     }
 }
 
+/// How the vision tower computes on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisionCompute {
+    /// The model's precision through Candle's kernels: in f32, transformers' arithmetic up
+    /// to summation order.
+    Reference,
+    /// Matrices and attention on BF16 dot-product kernels (AVX-512 BF16): activations rounded
+    /// to bf16, accumulation in f32; about twice the speed of `Reference`. CPUs without the
+    /// instructions use `Reference`.
+    Bf16Dot,
+}
+
 /// How to load a model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EngineOptions {
@@ -109,6 +121,9 @@ pub struct EngineOptions {
     pub max_context: Option<usize>,
     /// Quantize a safetensors checkpoint's matrices at load (see [`QuantPolicy`]).
     pub quant: Option<QuantType>,
+    /// How the vision tower computes; `None` picks [`VisionCompute::Bf16Dot`] for an f32
+    /// model on CPUs with AVX-512 BF16 and [`VisionCompute::Reference`] otherwise.
+    pub vision_compute: Option<VisionCompute>,
 }
 
 /// Facts about a loaded model.
@@ -132,6 +147,8 @@ pub struct ModelInfo {
     pub synthetic: bool,
     /// The type matrices were quantized to at load (`--quant`), if any.
     pub quant: Option<String>,
+    /// How the vision tower computes: `reference` or `bf16-dot` (see [`VisionCompute`]).
+    pub vision_compute: &'static str,
 }
 
 pub(crate) struct EngineInner {
@@ -193,7 +210,16 @@ impl Engine {
         } else {
             RopeLayout::SplitHalf
         };
-        let model = SmolVlm::load(&weights, &config.model, layout)?;
+        let mut model = SmolVlm::load(&weights, &config.model, layout)?;
+        let vision_compute = match opts.vision_compute {
+            Some(choice) => choice,
+            None if dtype == DType::F32 => VisionCompute::Bf16Dot,
+            None => VisionCompute::Reference,
+        };
+        let vision_compute = match vision_compute {
+            VisionCompute::Bf16Dot if model.use_bf16_vision()? => VisionCompute::Bf16Dot,
+            _ => VisionCompute::Reference,
+        };
 
         let mut eos_ids = config.generation.eos_token_ids.clone();
         let by_name = [
@@ -227,6 +253,10 @@ impl Engine {
             vision: config.model.vision.is_some(),
             synthetic: matches!(source, ModelSource::Synthetic(_)),
             quant: opts.quant.map(|q| quant_name(q).to_string()),
+            vision_compute: match vision_compute {
+                VisionCompute::Reference => "reference",
+                VisionCompute::Bf16Dot => "bf16-dot",
+            },
         };
         Ok(Engine {
             inner: Arc::new(EngineInner {

@@ -55,7 +55,7 @@ pub mod synthetic;
 pub mod threads;
 pub mod weights;
 
-pub use engine::{Engine, EngineOptions, ModelInfo, ModelSource, Precision};
+pub use engine::{Engine, EngineOptions, ModelInfo, ModelSource, Precision, VisionCompute};
 pub use error::{Category, Error, Result};
 pub use generate::{
     CancelToken, Constraint, Event, FinishReason, GenerateOptions, Generation, Progress, Sampling,

@@ -14,7 +14,7 @@ fn gguf(name: &str) -> PathBuf {
 
 fn gguf_engine(text: &str, mmproj: Option<&str>) -> Engine {
     let source = ModelSource::gguf(gguf(text), mmproj.map(gguf));
-    Engine::load(source, EngineOptions::default()).unwrap_or_else(|e| panic!("{text}: {e}"))
+    Engine::load(source, reference_options()).unwrap_or_else(|e| panic!("{text}: {e}"))
 }
 
 /// First-step logits of a reference case's input ids, with the given image features.
@@ -203,7 +203,7 @@ fn patched(dir: &Path, name: &str, from: &[u8], to: &[u8]) -> PathBuf {
 
 fn load_err(text: &Path, mmproj: Option<&Path>) -> String {
     let source = ModelSource::gguf(text, mmproj.map(Path::to_path_buf));
-    match Engine::load(source, EngineOptions::default()) {
+    match Engine::load(source, reference_options()) {
         Ok(_) => panic!("{} loaded", text.display()),
         Err(e) => e.to_string(),
     }
@@ -282,7 +282,7 @@ fn a_gguf_pair_can_take_the_original_json_files() {
         Some(gguf("mmproj-tiny-smolvlm-q8_0.gguf")),
         crate::common::model_dir("tiny-smolvlm"),
     );
-    let engine = Engine::load(source, EngineOptions::default()).unwrap();
+    let engine = Engine::load(source, reference_options()).unwrap();
     let case = case("portrait");
     let prepared = engine.prepare(&case.messages(), None).unwrap();
     assert_eq!(prepared.input_ids, case.ids("input_ids"));
@@ -292,9 +292,17 @@ fn a_gguf_pair_can_take_the_original_json_files() {
         None,
         crate::common::model_dir("tiny-idefics3"),
     );
-    let err = Engine::load(wrong, EngineOptions::default())
+    let err = Engine::load(wrong, reference_options())
         .err()
         .unwrap()
         .to_string();
     assert!(err.contains("different models"), "{err}");
+}
+
+/// Reference vision kernels: these tests measure the weight format alone against transformers.
+fn reference_options() -> EngineOptions {
+    EngineOptions {
+        vision_compute: Some(vlm::VisionCompute::Reference),
+        ..Default::default()
+    }
 }

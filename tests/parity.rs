@@ -176,3 +176,56 @@ fn masked_patches_bucket_and_attend_like_transformers() {
 fn model_vision(model: &vlm::model::SmolVlm, pixels: &Tensor, mask: &PatchMask) -> Tensor {
     model.vision_features(pixels, Some(mask)).unwrap()
 }
+
+/// The BF16 dot-product vision kernels (the default on CPUs with AVX-512 BF16) against the
+/// same transformers features.
+///
+/// Tolerance: relative RMS error 2.5e-2. The kernels round matrix inputs (activations,
+/// weights, attention probabilities) to bf16, 8 significant bits: each rounding moves a value
+/// by up to 2⁻⁹ ≈ 2e-3, and the fixtures' random weights, scaled for sharp margins, compound
+/// that through the tower and connector to 0.7–1.5 % here. The limit keeps a 1.7× margin over
+/// the worst case, while a wrong layout, transposition or mask gives errors of order 1.
+const BF16_RELATIVE_RMS: f32 = 2.5e-2;
+
+#[test]
+fn bf16_vision_features_stay_close_to_transformers() {
+    let opts = vlm::EngineOptions {
+        vision_compute: Some(vlm::VisionCompute::Bf16Dot),
+        ..Default::default()
+    };
+    let rms = |t: &Tensor| {
+        t.sqr()
+            .and_then(|t| t.mean_all())
+            .and_then(|t| t.sqrt())
+            .and_then(|t| t.to_scalar::<f32>())
+            .unwrap()
+    };
+    let mut checked = 0;
+    for case in model_cases().filter(|c| c.has_tensor("image_features")) {
+        let dir = crate::common::model_dir(case.model());
+        let engine = vlm::Engine::load(vlm::ModelSource::dir(dir), opts.clone()).unwrap();
+        if engine.info().vision_compute != "bf16-dot" {
+            // No AVX-512 BF16 on this CPU: the engine fell back to the reference kernels.
+            assert!(!vlm::model::gemm_bf16::available());
+            return;
+        }
+        let ours = engine
+            .model()
+            .encode_images(&reference_views(case), None)
+            .unwrap();
+        let reference = case.tensor("image_features");
+        let rel = rms(&(&ours - &reference).unwrap()) / rms(&reference);
+        println!(
+            "{:<14} bf16 image features relative RMS error {rel:.3e}, max |Δ| {:.3e}",
+            case.name(),
+            max_abs_diff(&ours, &reference)
+        );
+        assert!(
+            rel <= BF16_RELATIVE_RMS,
+            "{}: bf16 image features off by {rel} (relative RMS)",
+            case.name()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} cases with images");
+}

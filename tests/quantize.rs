@@ -115,11 +115,8 @@ fn quantized_pairs_track_the_reference() {
         let scale = logit_scale(model);
         for ty in [QuantType::F16, QuantType::Q8_0] {
             let (text, mmproj) = pair(model, out.path(), ty);
-            let engine = Engine::load(
-                ModelSource::gguf(&text, Some(mmproj)),
-                EngineOptions::default(),
-            )
-            .unwrap_or_else(|e| panic!("{}: {e}", text.display()));
+            let engine = Engine::load(ModelSource::gguf(&text, Some(mmproj)), reference_options())
+                .unwrap_or_else(|e| panic!("{}: {e}", text.display()));
             let (features, logits) = first_step_errors(&engine, model);
             // A step whose top two logits are further apart than twice the largest logit
             // error cannot change its argmax under the same rounding.
@@ -187,7 +184,7 @@ fn four_bit_and_bf16_pairs_load_with_llama_cpp_fallbacks() {
         assert_eq!(text.usize("general.file_type").unwrap(), file_type);
         let engine = Engine::load(
             ModelSource::gguf(&report.files[0].path, Some(report.files[1].path.clone())),
-            EngineOptions::default(),
+            reference_options(),
         )
         .unwrap_or_else(|e| panic!("{ty:?}: {e}"));
         let (_, logits) = first_step_errors(&engine, "tiny-idefics3");
@@ -353,4 +350,12 @@ fn a_failed_run_leaves_nothing_behind() {
     assert!(err.to_string().contains("lm_head.weight"), "{err}");
     let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// Reference vision kernels: these tests measure the weight format alone against transformers.
+fn reference_options() -> EngineOptions {
+    EngineOptions {
+        vision_compute: Some(vlm::VisionCompute::Reference),
+        ..Default::default()
+    }
 }

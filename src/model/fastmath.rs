@@ -45,14 +45,39 @@ fn gelu_slice(xs: &mut [f32]) {
     }
 }
 
+/// Lanes of the max and sum reductions: independent partial results let the compiler
+/// vectorize them (one running f32 sum would fix the order and keep the loop scalar).
+const LANES: usize = 16;
+
 #[inline(always)]
 fn softmax_row(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let mut max = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    for c in chunks {
+        for (m, v) in lanes.iter_mut().zip(c) {
+            *m = if *v > *m { *v } else { *m };
+        }
+    }
+    max = lanes.iter().copied().fold(max, f32::max);
+    let mut sums = [0f32; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for (s, v) in sums.iter_mut().zip(c.iter_mut()) {
+            *v = exp(*v - max);
+            *s += *v;
+        }
+    }
     let mut sum = 0f32;
-    for v in row.iter_mut() {
+    for v in chunks.into_remainder() {
         *v = exp(*v - max);
         sum += *v;
     }
+    sum += sums.iter().sum::<f32>();
     let inv = 1.0 / sum;
     for v in row.iter_mut() {
         *v *= inv;
@@ -68,6 +93,22 @@ unsafe fn gelu_slice_avx2(xs: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn softmax_rows_avx2(rows: &mut [f32], width: usize) {
+    for row in rows.chunks_exact_mut(width) {
+        softmax_row(row);
+    }
+}
+
+/// Softmax of each `width`-long row of `rows`, in place.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+pub(crate) fn softmax_rows(rows: &mut [f32], width: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2() {
+            // SAFETY: the CPU supports the features the function is compiled with.
+            unsafe { softmax_rows_avx2(rows, width) };
+            return;
+        }
+    }
     for row in rows.chunks_exact_mut(width) {
         softmax_row(row);
     }

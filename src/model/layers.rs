@@ -7,6 +7,7 @@ use candle_core::{DType, Module, Tensor, D};
 
 use crate::config::Activation;
 use crate::error::Result;
+use crate::model::gemm_bf16::PackedBf16;
 use crate::model::qmatmul::QMatrix;
 use crate::weights::Weights;
 
@@ -24,6 +25,14 @@ pub enum Linear {
     Quant {
         /// The matrix.
         matrix: Arc<QMatrix>,
+        /// `[out]`.
+        bias: Option<Tensor>,
+    },
+    /// A matrix packed for the BF16 dot-product kernel: activations are rounded to bf16,
+    /// products accumulate in f32 (see [`crate::model::gemm_bf16`]).
+    Bf16Dot {
+        /// The matrix.
+        matrix: Arc<PackedBf16>,
         /// `[out]`.
         bias: Option<Tensor>,
     },
@@ -60,12 +69,66 @@ impl Linear {
                 (lin.forward(&x)?, bias)
             }
             Linear::Quant { matrix, bias } => (matrix.forward(xs)?, bias),
+            Linear::Bf16Dot { matrix, bias } => (bf16_dot_forward(matrix, xs)?, bias),
         };
         let ys = ys.to_dtype(dtype)?;
         match bias {
             Some(b) => Ok(ys.broadcast_add(b)?),
             None => Ok(ys),
         }
+    }
+}
+
+fn bf16_dot_forward(matrix: &PackedBf16, xs: &Tensor) -> Result<Tensor> {
+    let (n, k) = matrix.dims();
+    let mut shape = xs.dims().to_vec();
+    let rows = xs.elem_count() / k.max(1);
+    if shape.last() != Some(&k) {
+        return Err(candle_core::Error::ShapeMismatchBinaryOp {
+            lhs: xs.shape().clone(),
+            rhs: (n, k).into(),
+            op: "bf16 matmul",
+        }
+        .into());
+    }
+    let a = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let c = matrix.matmul(&a, rows).ok_or_else(|| {
+        candle_core::Error::Msg("the BF16 dot-product kernel is not available on this CPU".into())
+    })?;
+    if let Some(last) = shape.last_mut() {
+        *last = n;
+    }
+    Ok(Tensor::from_vec(c, shape, xs.device())?)
+}
+
+impl Linear {
+    /// The same layer on the BF16 dot-product kernel (weights rounded to bf16), or `None`
+    /// when it is not a 2-D matrix on the CPU.
+    pub fn to_bf16_dot(&self) -> Result<Option<Linear>> {
+        let (weight, bias) = match self {
+            Linear::Dense { weight, bias } if weight.device().is_cpu() => {
+                let (n, k) = weight.dims2()?;
+                let w = weight
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                (PackedBf16::from_rows(&w, n, k), bias)
+            }
+            Linear::Quant { matrix, bias } => {
+                let (n, k) = matrix.dims();
+                (PackedBf16::from_rows(&matrix.dequantize(), n, k), bias)
+            }
+            _ => return Ok(None),
+        };
+        Ok(weight.map(|w| Linear::Bf16Dot {
+            matrix: Arc::new(w),
+            bias: bias.clone(),
+        }))
+    }
+
+    /// Whether the layer runs on the BF16 dot-product kernel.
+    pub fn is_bf16_dot(&self) -> bool {
+        matches!(self, Linear::Bf16Dot { .. })
     }
 }
 
@@ -146,6 +209,7 @@ impl Linear {
         Ok(match self {
             Linear::Dense { weight, .. } => weight.dims2()?,
             Linear::Quant { matrix, .. } => matrix.dims(),
+            Linear::Bf16Dot { matrix, .. } => matrix.dims(),
         })
     }
 }

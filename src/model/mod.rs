@@ -1,8 +1,10 @@
 //! The SmolVLM model: pixels and token ids → logits. Composition only; each part lives in its
 //! own file (vision tower, connector, decoder, cache).
 
+pub mod attention_bf16;
 pub mod connector;
 pub mod fastmath;
+pub mod gemm_bf16;
 pub mod kv_cache;
 pub mod layers;
 pub mod qmatmul;
@@ -68,6 +70,16 @@ impl SmolVlm {
             dtype: w.dtype(),
             device: w.device().clone(),
         })
+    }
+
+    /// Runs the vision tower's matrices and attention on the BF16 dot-product kernels
+    /// (activations rounded to bf16, f32 accumulation). Returns false, changing nothing, when
+    /// the CPU lacks them or the model has no vision tower.
+    pub fn use_bf16_vision(&mut self) -> Result<bool> {
+        match &mut self.vision {
+            Some((vision, _)) => vision.use_bf16_dot(),
+            None => Ok(false),
+        }
     }
 
     /// Compute dtype.

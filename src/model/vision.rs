@@ -48,6 +48,9 @@ impl Attention {
     /// `xs`: `[n, L, D]`; `mask`: additive `[n, 1, 1, L]` or none.
     fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (n, l, d) = xs.dims3()?;
+        if self.q_proj.is_bf16_dot() && self.k_proj.is_bf16_dot() && self.v_proj.is_bf16_dot() {
+            return self.forward_bf16_dot(xs, mask);
+        }
         let split = |t: Tensor| -> Result<Tensor> {
             Ok(t.reshape((n, l, self.heads, self.head_dim))?
                 .transpose(1, 2)?
@@ -66,6 +69,44 @@ impl Attention {
         let probs = crate::model::fastmath::softmax_last_dim(&scores.to_dtype(DType::F32)?)?
             .to_dtype(dtype)?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((n, l, d))?;
+        self.out_proj.forward(&out)
+    }
+}
+
+impl Attention {
+    /// The fused attention kernel over the projections (see `attention_bf16`).
+    fn forward_bf16_dot(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (n, l, d) = xs.dims3()?;
+        let flat = |t: Tensor| -> Result<Vec<f32>> {
+            Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+        };
+        let q = flat(self.q_proj.forward(xs)?)?;
+        let k = flat(self.k_proj.forward(xs)?)?;
+        let v = flat(self.v_proj.forward(xs)?)?;
+        let bias = mask.map(|m| flat(m.clone())).transpose()?;
+        let scale = (self.head_dim as f64).powf(-0.5) as f32;
+        let mut out = Vec::with_capacity(n * l * d);
+        for i in 0..n {
+            let rows = i * l * d..(i + 1) * l * d;
+            let key_bias = bias.as_ref().map(|b| &b[i * l..(i + 1) * l]);
+            let ctx = crate::model::attention_bf16::attention(
+                &q[rows.clone()],
+                &k[rows.clone()],
+                &v[rows],
+                crate::model::attention_bf16::AttentionShape {
+                    tokens: l,
+                    heads: self.heads,
+                    head_dim: self.head_dim,
+                },
+                scale,
+                key_bias,
+            )
+            .ok_or_else(|| {
+                candle_core::Error::Msg("the BF16 attention kernel is not available".into())
+            })?;
+            out.extend_from_slice(&ctx);
+        }
+        let out = Tensor::from_vec(out, (n, l, d), xs.device())?.to_dtype(xs.dtype())?;
         self.out_proj.forward(&out)
     }
 }
@@ -147,6 +188,29 @@ impl VisionModel {
             post_layernorm,
             cfg: cfg.clone(),
         })
+    }
+
+    /// Moves every matrix of the encoder onto the BF16 dot-product kernels (and attention onto
+    /// the fused kernel). Returns false, changing nothing, when the CPU lacks them.
+    pub fn use_bf16_dot(&mut self) -> Result<bool> {
+        if !crate::model::gemm_bf16::available() {
+            return Ok(false);
+        }
+        let convert = |lin: &mut Linear| -> Result<()> {
+            if let Some(packed) = lin.to_bf16_dot()? {
+                *lin = packed;
+            }
+            Ok(())
+        };
+        for layer in &mut self.layers {
+            let a = &mut layer.self_attn;
+            for lin in [&mut a.q_proj, &mut a.k_proj, &mut a.v_proj, &mut a.out_proj] {
+                convert(lin)?;
+            }
+            convert(&mut layer.mlp.fc1)?;
+            convert(&mut layer.mlp.fc2)?;
+        }
+        Ok(true)
     }
 
     /// `pixels`: `[n, 3, H, W]`; pixels past the last whole patch are ignored. `mask`: which patches

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use candle_core::{Device, Tensor};
 use serde_json::Value;
-use vlm::{Content, Engine, EngineOptions, ImageInput, Message, ModelSource, Role};
+use vlm::{Content, Engine, EngineOptions, ImageInput, Message, ModelSource, Role, VisionCompute};
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -150,7 +150,12 @@ pub fn engine(model: &str) -> &'static Engine {
         other => panic!("no fixture model {other}"),
     };
     cell.get_or_init(|| {
-        Engine::load(ModelSource::dir(model_dir(model)), EngineOptions::default())
+        // The reference kernels: the parity tests hold transformers' arithmetic to f32 rounding.
+        let opts = EngineOptions {
+            vision_compute: Some(VisionCompute::Reference),
+            ..Default::default()
+        };
+        Engine::load(ModelSource::dir(model_dir(model)), opts)
             .unwrap_or_else(|e| panic!("loading {model}: {e}"))
     })
 }
