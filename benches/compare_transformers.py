@@ -27,6 +27,7 @@ of CI: numbers depend on the machine and on what else runs on it.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -116,6 +117,8 @@ def time_transformers(ckpt: Path, image: Path, prompt: str, threads: int, reps: 
     ).eval()
     processor = AutoProcessor.from_pretrained(ckpt)
     image_token = model.config.image_token_id
+    # transformers renamed `past_key_values` to `cache` (the old name warns until 5.40).
+    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     messages = [
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}
     ]
@@ -152,7 +155,7 @@ def time_transformers(ckpt: Path, image: Path, prompt: str, threads: int, reps: 
 
         def pp512():
             t = time.perf_counter()
-            model(input_ids=pp_ids, past_key_values=DynamicCache(), use_cache=True, logits_to_keep=1)
+            model(input_ids=pp_ids, use_cache=True, logits_to_keep=1, **{cache_arg: DynamicCache()})
             return 512 / (time.perf_counter() - t)
 
         results["pp512"] = repeat(pp512, reps)
@@ -161,11 +164,11 @@ def time_transformers(ckpt: Path, image: Path, prompt: str, threads: int, reps: 
             def tg(depth=depth):
                 cache = DynamicCache()
                 prompt_ids = torch.tensor([text_ids(max(depth, 1), image_token)])
-                out = model(input_ids=prompt_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                out = model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1, **{cache_arg: cache})
                 nxt = out.logits[:, -1].argmax(-1, keepdim=True)
                 t = time.perf_counter()
                 for _ in range(64):
-                    out = model(input_ids=nxt, past_key_values=cache, use_cache=True)
+                    out = model(input_ids=nxt, use_cache=True, **{cache_arg: cache})
                     nxt = out.logits[:, -1].argmax(-1, keepdim=True)
                 return 64 / (time.perf_counter() - t)
 
@@ -229,7 +232,7 @@ def main() -> int:
 
     print(f"CPU: {env['cpu']} [{' '.join(env['cpu_features'])}], {args.threads} threads "
           f"(vlm reports {env['threads']}), {platform.python_implementation()} {platform.python_version()}")
-    print(f"model: {args.dir} ({env['model']}, f32); transformers {transformers.__version__}, torch "
+    print(f"model: {args.dir} (f32); transformers {transformers.__version__}, torch "
           f"{torch.__version__} (eager attention); vlm {env['build']}; {args.repetitions} repetitions after a warm-up")
     print()
     print("| test | unit | transformers | vlm | vlm speed-up |")
