@@ -193,12 +193,41 @@ impl GgufFile {
             // SAFETY: as above; the view lives as long as `aligned`.
             unsafe { std::slice::from_raw_parts(aligned.as_ptr().cast::<u8>(), info.len) }
         };
-        qtensor_from_ggml(info.dtype, bytes, info.shape.clone(), device).map_err(|e| {
-            Error::Weight {
+        let tensor = qtensor_from_ggml(info.dtype, bytes, info.shape.clone(), device).map_err(
+            |e| Error::Weight {
                 name: name.to_string(),
                 problem: e.to_string(),
-            }
-        })
+            },
+        )?;
+        self.release(info.offset, info.len);
+        Ok(tensor)
+    }
+
+    /// Drops the file pages of a tensor that has been copied out. The loaded model owns its
+    /// weights, so without this the mapped file would stay resident beside them and peak
+    /// memory would hold every weight twice.
+    fn release(&self, offset: usize, len: usize) {
+        // Whole 64 KiB units inside the tensor: aligned for any page size, and never touching
+        // a neighbour's bytes (freeing them would only cost a re-read, but stay tidy).
+        const UNIT: usize = 64 * 1024;
+        let start = offset.div_ceil(UNIT) * UNIT;
+        let end = (offset + len) / UNIT * UNIT;
+        if end <= start {
+            return;
+        }
+        #[cfg(unix)]
+        {
+            // SAFETY: the map is read-only and file-backed, so dropped pages are read back
+            // from the file if touched again; no reference into this range outlives
+            // `tensor()`, which has copied the bytes out. A failure only leaves pages resident.
+            let _ = unsafe {
+                self.mmap.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    end - start,
+                )
+            };
+        }
     }
 }
 
