@@ -25,13 +25,12 @@ pub struct AttentionShape {
     pub head_dim: usize,
 }
 
-/// `q`, `k`, `v`: token-major `[l, heads · head_dim]` f32 (the projections' output) →
-/// `softmax(q·kᵀ·scale + key_bias)·v` in the same layout. `key_bias` (`[l]`, 0 or a large
-/// negative value) masks padding keys. `None` without the BF16 kernels.
+/// `qkv`: token-major `[l, 3 · heads · head_dim]` f32, each row the query, key and value
+/// projections of one token side by side → `softmax(q·kᵀ·scale + key_bias)·v`, token-major
+/// `[l, heads · head_dim]`. `key_bias` (`[l]`, 0 or a large negative value) masks padding
+/// keys. `None` without the BF16 kernels.
 pub fn attention(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    qkv: &[f32],
     shape: AttentionShape,
     scale: f32,
     key_bias: Option<&[f32]>,
@@ -42,11 +41,8 @@ pub fn attention(
         head_dim,
     } = shape;
     let width = heads * head_dim;
-    if !gemm_bf16::available()
-        || q.len() != l * width
-        || k.len() != l * width
-        || v.len() != l * width
-        || key_bias.is_some_and(|b| b.len() != l)
+    let stride = 3 * width;
+    if !gemm_bf16::available() || qkv.len() != l * stride || key_bias.is_some_and(|b| b.len() != l)
     {
         return None;
     }
@@ -55,8 +51,9 @@ pub fn attention(
     let packed: Vec<(PackedBf16, PackedBf16)> = (0..heads)
         .into_par_iter()
         .map(|h| {
-            let keys = PackedBf16::pack(l, head_dim, |t, j| k[t * width + h * head_dim + j])?;
-            let values_t = PackedBf16::pack(head_dim, l, |j, t| v[t * width + h * head_dim + j])?;
+            let (k0, v0) = (width + h * head_dim, 2 * width + h * head_dim);
+            let keys = PackedBf16::pack(l, head_dim, |t, j| qkv[t * stride + k0 + j])?;
+            let values_t = PackedBf16::pack(head_dim, l, |j, t| qkv[t * stride + v0 + j])?;
             Some((keys, values_t))
         })
         .collect::<Option<Vec<_>>>()?;
@@ -77,9 +74,9 @@ pub fn attention(
             let q_pairs = keys.pairs();
             let mut q16 = vec![0u32; m_pad * q_pairs];
             for r in 0..rows {
-                let at = (m0 + r) * width + h * head_dim;
+                let at = (m0 + r) * stride + h * head_dim;
                 gemm_bf16::round_row(
-                    &q[at..at + head_dim],
+                    &qkv[at..at + head_dim],
                     &mut q16[r * q_pairs..(r + 1) * q_pairs],
                 );
             }
@@ -267,13 +264,17 @@ mod tests {
                 .collect()
         };
         let (q, k, v) = (gen(31), gen(17), gen(43));
+        let qkv: Vec<f32> = (0..l)
+            .flat_map(|t| {
+                let row = t * width..(t + 1) * width;
+                [&q[row.clone()], &k[row.clone()], &v[row]].concat()
+            })
+            .collect();
         let mut bias = vec![0f32; l];
         bias[3] = f32::MIN;
         let scale = 0.4;
         let out = attention(
-            &q,
-            &k,
-            &v,
+            &qkv,
             AttentionShape {
                 tokens: l,
                 heads,

@@ -98,6 +98,19 @@ unsafe fn softmax_rows_avx2(rows: &mut [f32], width: usize) {
     }
 }
 
+/// tanh-approximated GELU in place.
+pub(crate) fn gelu_tanh_in_place(xs: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2() {
+            // SAFETY: the CPU supports the features the function is compiled with.
+            unsafe { gelu_slice_avx2(xs) };
+            return;
+        }
+    }
+    gelu_slice(xs);
+}
+
 /// Softmax of each `width`-long row of `rows`, in place.
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 pub(crate) fn softmax_rows(rows: &mut [f32], width: usize) {

@@ -36,6 +36,8 @@ pub fn available() -> bool {
 pub struct PackedBf16 {
     /// Panels of `k_pairs · NR` lanes.
     lanes: Vec<u32>,
+    /// Added to every output row, padded to whole panels.
+    bias: Option<Vec<f32>>,
     n: usize,
     k: usize,
 }
@@ -76,7 +78,24 @@ impl PackedBf16 {
                     }
                 }
             });
-        Some(PackedBf16 { lanes, n, k })
+        Some(PackedBf16 {
+            lanes,
+            bias: None,
+            n,
+            k,
+        })
+    }
+
+    /// The same matrix with `bias` (`[n]`) added to every output row; `None` if its length
+    /// is not `n`.
+    pub fn with_bias(mut self, bias: &[f32]) -> Option<Self> {
+        if bias.len() != self.n {
+            return None;
+        }
+        let mut padded = bias.to_vec();
+        padded.resize(self.n_padded(), 0.0);
+        self.bias = Some(padded);
+        Some(self)
     }
 
     /// `[n, k]`.
@@ -153,6 +172,11 @@ impl PackedBf16 {
             for m0 in (0..m_pad).step_by(MR) {
                 let a_block = &a16[m0 * pairs + k0..];
                 let b_block = &b[k0 * NR..(k0 + kc) * NR];
+                let start = match (&self.bias, k0) {
+                    (_, k0) if k0 > 0 => Start::Accumulate,
+                    (Some(bias), _) => Start::Bias(bias[panel * NR..].as_ptr()),
+                    (None, _) => Start::Zero,
+                };
                 // SAFETY: `a_block` has MR rows of stride `pairs` from `k0`, `b_block` has
                 // `kc · NR` lanes, and the MR×NR block at (m0, panel·NR) lies inside `c`.
                 unsafe {
@@ -163,12 +187,23 @@ impl PackedBf16 {
                         kc,
                         c.add(m0 * ldc + panel * NR),
                         ldc,
-                        k0 > 0,
+                        start,
                     )
                 };
             }
         }
     }
+}
+
+/// What a micro-kernel call starts its sums from.
+#[derive(Clone, Copy)]
+enum Start {
+    /// Zero.
+    Zero,
+    /// The values already in C (a later k-block).
+    Accumulate,
+    /// `NR` bias values, the same for every row.
+    Bias(*const f32),
 }
 
 /// A pointer the panel tasks write disjoint blocks through.
@@ -226,10 +261,10 @@ unsafe fn kernel(
     kc: usize,
     c: *mut f32,
     ldc: usize,
-    accumulate: bool,
+    start: Start,
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe { x86::kernel_8x48(a, lda, b, kc, c, ldc, accumulate) }
+    unsafe { x86::kernel_8x48(a, lda, b, kc, c, ldc, start) }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -240,7 +275,7 @@ unsafe fn kernel(
     _kc: usize,
     _c: *mut f32,
     _ldc: usize,
-    _accumulate: bool,
+    _start: Start,
 ) {
     // `matmul` checks `available()`, which is false off x86-64.
 }
@@ -249,7 +284,7 @@ unsafe fn kernel(
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{MR, NR};
+    use super::{Start, MR, NR};
 
     /// Rounds pairs of `src` to bf16 (nearest even), 32 values per instruction.
     #[target_feature(enable = "avx512f,avx512bf16")]
@@ -268,7 +303,7 @@ mod x86 {
         super::round_pairs(&src[i..], &mut dst[i / 2..]);
     }
 
-    /// `C[0..MR, 0..NR] (+)= A[0..MR, pairs] · B[pairs, 0..NR]` over `kc` k-pairs.
+    /// `C[0..MR, 0..NR] = start + A[0..MR, pairs] · B[pairs, 0..NR]` over `kc` k-pairs.
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub unsafe fn kernel_8x48(
         a: *const u32,
@@ -277,9 +312,22 @@ mod x86 {
         kc: usize,
         c: *mut f32,
         ldc: usize,
-        accumulate: bool,
+        start: Start,
     ) {
         let mut acc = [[_mm512_setzero_ps(); 3]; MR];
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                // SAFETY: the caller guarantees an MR×NR block of `c` with stride `ldc`, and
+                // NR bias values.
+                unsafe {
+                    *v = match start {
+                        Start::Zero => _mm512_setzero_ps(),
+                        Start::Accumulate => _mm512_loadu_ps(c.add(r * ldc + j * 16)),
+                        Start::Bias(bias) => _mm512_loadu_ps(bias.add(j * 16)),
+                    };
+                }
+            }
+        }
         for p in 0..kc {
             // SAFETY: the caller guarantees `kc · NR` lanes at `b` and MR rows at `a`.
             unsafe {
@@ -298,16 +346,8 @@ mod x86 {
         }
         for (r, row) in acc.iter().enumerate() {
             for (j, v) in row.iter().enumerate() {
-                // SAFETY: the caller guarantees an MR×NR block of `c` with stride `ldc`.
-                unsafe {
-                    let dst = c.add(r * ldc + j * 16);
-                    let v = if accumulate {
-                        _mm512_add_ps(*v, _mm512_loadu_ps(dst))
-                    } else {
-                        *v
-                    };
-                    _mm512_storeu_ps(dst, v);
-                }
+                // SAFETY: as above.
+                unsafe { _mm512_storeu_ps(c.add(r * ldc + j * 16), *v) };
             }
         }
     }
@@ -352,6 +392,25 @@ mod tests {
                     "({i},{j}): {got} vs {want}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn bias_is_added_once_per_row() {
+        if !available() {
+            return;
+        }
+        // k over two cache blocks: the bias must not be added again by the second block.
+        let (n, k) = (50, 2 * KC * 2 + 2);
+        let w = vec![0.5f32; n * k];
+        let bias: Vec<f32> = (0..n).map(|j| j as f32).collect();
+        let packed = PackedBf16::from_rows(&w, n, k)
+            .unwrap()
+            .with_bias(&bias)
+            .unwrap();
+        let c = packed.matmul(&vec![1.0f32; 3 * k], 3).unwrap();
+        for (i, v) in c.iter().enumerate() {
+            assert_eq!(*v, 0.5 * k as f32 + (i % n) as f32);
         }
     }
 

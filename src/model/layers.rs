@@ -7,7 +7,6 @@ use candle_core::{DType, Module, Tensor, D};
 
 use crate::config::Activation;
 use crate::error::Result;
-use crate::model::gemm_bf16::PackedBf16;
 use crate::model::qmatmul::QMatrix;
 use crate::weights::Weights;
 
@@ -25,14 +24,6 @@ pub enum Linear {
     Quant {
         /// The matrix.
         matrix: Arc<QMatrix>,
-        /// `[out]`.
-        bias: Option<Tensor>,
-    },
-    /// A matrix packed for the BF16 dot-product kernel: activations are rounded to bf16,
-    /// products accumulate in f32 (see [`crate::model::gemm_bf16`]).
-    Bf16Dot {
-        /// The matrix.
-        matrix: Arc<PackedBf16>,
         /// `[out]`.
         bias: Option<Tensor>,
     },
@@ -69,7 +60,6 @@ impl Linear {
                 (lin.forward(&x)?, bias)
             }
             Linear::Quant { matrix, bias } => (matrix.forward(xs)?, bias),
-            Linear::Bf16Dot { matrix, bias } => (bf16_dot_forward(matrix, xs)?, bias),
         };
         let ys = ys.to_dtype(dtype)?;
         match bias {
@@ -79,56 +69,24 @@ impl Linear {
     }
 }
 
-fn bf16_dot_forward(matrix: &PackedBf16, xs: &Tensor) -> Result<Tensor> {
-    let (n, k) = matrix.dims();
-    let mut shape = xs.dims().to_vec();
-    let rows = xs.elem_count() / k.max(1);
-    if shape.last() != Some(&k) {
-        return Err(candle_core::Error::ShapeMismatchBinaryOp {
-            lhs: xs.shape().clone(),
-            rhs: (n, k).into(),
-            op: "bf16 matmul",
-        }
-        .into());
-    }
-    let a = xs.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    let c = matrix.matmul(&a, rows).ok_or_else(|| {
-        candle_core::Error::Msg("the BF16 dot-product kernel is not available on this CPU".into())
-    })?;
-    if let Some(last) = shape.last_mut() {
-        *last = n;
-    }
-    Ok(Tensor::from_vec(c, shape, xs.device())?)
-}
-
 impl Linear {
-    /// The same layer on the BF16 dot-product kernel (weights rounded to bf16), or `None`
-    /// when it is not a 2-D matrix on the CPU.
-    pub fn to_bf16_dot(&self) -> Result<Option<Linear>> {
+    /// The weight (`[out, in]`, row-major) and bias as f32 values.
+    pub fn to_f32(&self) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
         let (weight, bias) = match self {
-            Linear::Dense { weight, bias } if weight.device().is_cpu() => {
-                let (n, k) = weight.dims2()?;
-                let w = weight
+            Linear::Dense { weight, bias } => (
+                weight
                     .to_dtype(DType::F32)?
                     .flatten_all()?
-                    .to_vec1::<f32>()?;
-                (PackedBf16::from_rows(&w, n, k), bias)
-            }
-            Linear::Quant { matrix, bias } => {
-                let (n, k) = matrix.dims();
-                (PackedBf16::from_rows(&matrix.dequantize(), n, k), bias)
-            }
-            _ => return Ok(None),
+                    .to_vec1::<f32>()?,
+                bias,
+            ),
+            Linear::Quant { matrix, bias } => (matrix.dequantize(), bias),
         };
-        Ok(weight.map(|w| Linear::Bf16Dot {
-            matrix: Arc::new(w),
-            bias: bias.clone(),
-        }))
-    }
-
-    /// Whether the layer runs on the BF16 dot-product kernel.
-    pub fn is_bf16_dot(&self) -> bool {
-        matches!(self, Linear::Bf16Dot { .. })
+        let bias = match bias {
+            Some(b) => Some(b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        };
+        Ok((weight, bias))
     }
 }
 
@@ -209,7 +167,6 @@ impl Linear {
         Ok(match self {
             Linear::Dense { weight, .. } => weight.dims2()?,
             Linear::Quant { matrix, .. } => matrix.dims(),
-            Linear::Bf16Dot { matrix, .. } => matrix.dims(),
         })
     }
 }
@@ -274,10 +231,22 @@ impl Embedding {
     }
 }
 
+/// A LayerNorm's parameters as plain values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NormParams {
+    /// Added to the variance.
+    pub eps: f32,
+    /// Scale, `[dim]`.
+    pub weight: Vec<f32>,
+    /// Shift, `[dim]`.
+    pub bias: Vec<f32>,
+}
+
 /// LayerNorm with weight and bias (the vision tower's).
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
     inner: candle_nn::LayerNorm,
+    eps: f64,
 }
 
 impl LayerNorm {
@@ -287,6 +256,24 @@ impl LayerNorm {
         let bias = w.get(dim, "bias")?;
         Ok(LayerNorm {
             inner: candle_nn::LayerNorm::new(weight, bias, eps),
+            eps,
+        })
+    }
+
+    /// The epsilon, weight and bias as f32 values.
+    pub fn params(&self) -> Result<NormParams> {
+        let values = |t: &Tensor| -> Result<Vec<f32>> {
+            Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+        };
+        let weight = values(self.inner.weight())?;
+        let bias = match self.inner.bias() {
+            Some(b) => values(b)?,
+            None => vec![0.0; weight.len()],
+        };
+        Ok(NormParams {
+            eps: self.eps as f32,
+            weight,
+            bias,
         })
     }
 

@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 use crate::model::layers::{activate, LayerNorm, Linear};
 use crate::weights::Weights;
 
+mod bf16;
+
 /// Which patches of each image hold real pixels: `[n][rows][cols]`, row-major.
 ///
 /// The standard pipeline only produces full tiles; a partial mask comes from batches padded to
@@ -48,9 +50,6 @@ impl Attention {
     /// `xs`: `[n, L, D]`; `mask`: additive `[n, 1, 1, L]` or none.
     fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (n, l, d) = xs.dims3()?;
-        if self.q_proj.is_bf16_dot() && self.k_proj.is_bf16_dot() && self.v_proj.is_bf16_dot() {
-            return self.forward_bf16_dot(xs, mask);
-        }
         let split = |t: Tensor| -> Result<Tensor> {
             Ok(t.reshape((n, l, self.heads, self.head_dim))?
                 .transpose(1, 2)?
@@ -69,44 +68,6 @@ impl Attention {
         let probs = crate::model::fastmath::softmax_last_dim(&scores.to_dtype(DType::F32)?)?
             .to_dtype(dtype)?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((n, l, d))?;
-        self.out_proj.forward(&out)
-    }
-}
-
-impl Attention {
-    /// The fused attention kernel over the projections (see `attention_bf16`).
-    fn forward_bf16_dot(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let (n, l, d) = xs.dims3()?;
-        let flat = |t: Tensor| -> Result<Vec<f32>> {
-            Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
-        };
-        let q = flat(self.q_proj.forward(xs)?)?;
-        let k = flat(self.k_proj.forward(xs)?)?;
-        let v = flat(self.v_proj.forward(xs)?)?;
-        let bias = mask.map(|m| flat(m.clone())).transpose()?;
-        let scale = (self.head_dim as f64).powf(-0.5) as f32;
-        let mut out = Vec::with_capacity(n * l * d);
-        for i in 0..n {
-            let rows = i * l * d..(i + 1) * l * d;
-            let key_bias = bias.as_ref().map(|b| &b[i * l..(i + 1) * l]);
-            let ctx = crate::model::attention_bf16::attention(
-                &q[rows.clone()],
-                &k[rows.clone()],
-                &v[rows],
-                crate::model::attention_bf16::AttentionShape {
-                    tokens: l,
-                    heads: self.heads,
-                    head_dim: self.head_dim,
-                },
-                scale,
-                key_bias,
-            )
-            .ok_or_else(|| {
-                candle_core::Error::Msg("the BF16 attention kernel is not available".into())
-            })?;
-            out.extend_from_slice(&ctx);
-        }
-        let out = Tensor::from_vec(out, (n, l, d), xs.device())?.to_dtype(xs.dtype())?;
         self.out_proj.forward(&out)
     }
 }
@@ -159,6 +120,8 @@ pub struct VisionModel {
     patch_bias: Tensor,
     position_embedding: Tensor,
     layers: Vec<EncoderLayer>,
+    /// The layers on the BF16 kernels, replacing `layers` (see [`VisionModel::use_bf16_dot`]).
+    bf16_layers: Option<Vec<bf16::Bf16Layer>>,
     post_layernorm: LayerNorm,
     cfg: VisionConfig,
 }
@@ -185,31 +148,28 @@ impl VisionModel {
             patch_bias,
             position_embedding,
             layers,
+            bf16_layers: None,
             post_layernorm,
             cfg: cfg.clone(),
         })
     }
 
-    /// Moves every matrix of the encoder onto the BF16 dot-product kernels (and attention onto
-    /// the fused kernel). Returns false, changing nothing, when the CPU lacks them.
+    /// Moves the encoder layers onto the BF16 dot-product kernels (see `bf16`), dropping
+    /// their f32 weights. Returns false, changing nothing, when the CPU lacks the kernels or a
+    /// layer has no kernel for its activation.
     pub fn use_bf16_dot(&mut self) -> Result<bool> {
-        if !crate::model::gemm_bf16::available() {
-            return Ok(false);
+        if !crate::model::gemm_bf16::available() || self.bf16_layers.is_some() {
+            return Ok(self.bf16_layers.is_some());
         }
-        let convert = |lin: &mut Linear| -> Result<()> {
-            if let Some(packed) = lin.to_bf16_dot()? {
-                *lin = packed;
+        let mut packed = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            match bf16::Bf16Layer::from_layer(layer)? {
+                Some(p) => packed.push(p),
+                None => return Ok(false),
             }
-            Ok(())
-        };
-        for layer in &mut self.layers {
-            let a = &mut layer.self_attn;
-            for lin in [&mut a.q_proj, &mut a.k_proj, &mut a.v_proj, &mut a.out_proj] {
-                convert(lin)?;
-            }
-            convert(&mut layer.mlp.fc1)?;
-            convert(&mut layer.mlp.fc2)?;
         }
+        self.bf16_layers = Some(packed);
+        self.layers.clear();
         Ok(true)
     }
 
@@ -281,14 +241,37 @@ impl VisionModel {
             }
         };
         let mut xs = embeds.broadcast_add(&pos)?;
-        for layer in &self.layers {
-            xs = layer.forward(&xs, attn_mask.as_ref())?;
+        match &self.bf16_layers {
+            Some(layers) => xs = bf16_encode(layers, &xs, attn_mask.as_ref())?,
+            None => {
+                for layer in &self.layers {
+                    xs = layer.forward(&xs, attn_mask.as_ref())?;
+                }
+            }
         }
         self.post_layernorm.forward(&xs)
     }
 }
 
 /// Additive attention mask `[n, 1, 1, L]`: 0 for valid keys, the dtype's minimum for padding.
+/// `xs` (`[n, l, D]`) through the packed layers, one image at a time; `mask` is the additive
+/// key mask `[n, 1, 1, l]`.
+fn bf16_encode(layers: &[bf16::Bf16Layer], xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    let (n, l, d) = xs.dims3()?;
+    let flat = |t: &Tensor| -> Result<Vec<f32>> {
+        Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+    };
+    let mut x = flat(xs)?;
+    let bias = mask.map(flat).transpose()?;
+    for (i, image) in x.chunks_exact_mut(l * d).enumerate() {
+        let key_bias = bias.as_ref().map(|b| &b[i * l..(i + 1) * l]);
+        for layer in layers {
+            layer.forward(image, l, key_bias)?;
+        }
+    }
+    Ok(Tensor::from_vec(x, (n, l, d), xs.device())?.to_dtype(xs.dtype())?)
+}
+
 fn additive_mask(mask: &PatchMask, n: usize, dtype: DType, device: &Device) -> Result<Tensor> {
     let min = match dtype {
         DType::F16 => f32::from(half::f16::MIN),

@@ -1,0 +1,179 @@
+//! The vision tower's encoder layers on the BF16 dot-product kernels, over plain buffers.
+//!
+//! Between its matrix products a SigLIP layer runs two LayerNorms, four bias additions, a
+//! GELU and two residual additions over `[1024, 768]`–`[1024, 3072]` activations. As Candle
+//! operations each of those is a pass over memory with its own allocation and thread-pool
+//! round trip; here biases are the GEMM's starting values, the query/key/value projections
+//! are one product, and the rest are single passes over rows the same task just touched.
+
+use rayon::prelude::*;
+
+use crate::config::Activation;
+use crate::error::{Error, Result};
+use crate::model::attention_bf16::{self, AttentionShape};
+use crate::model::gemm_bf16::PackedBf16;
+use crate::model::layers::{Linear, NormParams};
+
+use super::EncoderLayer;
+
+/// Rows per parallel work item of the row-wise passes.
+const ROWS_PER_TASK: usize = 16;
+
+/// One encoder layer with packed matrices.
+pub(super) struct Bf16Layer {
+    norm1: NormParams,
+    norm2: NormParams,
+    /// Query, key and value projections stacked: `[3·D, D]`.
+    qkv: PackedBf16,
+    out: PackedBf16,
+    fc1: PackedBf16,
+    fc2: PackedBf16,
+    heads: usize,
+    head_dim: usize,
+}
+
+/// A [`Linear`]'s weight `[out, in]` and bias as f32.
+fn dense(lin: &Linear) -> Result<(Vec<f32>, Vec<f32>, usize, usize)> {
+    let (n, k) = lin.dims()?;
+    let (w, b) = lin.to_f32()?;
+    Ok((w, b.unwrap_or_else(|| vec![0.0; n]), n, k))
+}
+
+fn packed(lin: &Linear) -> Result<PackedBf16> {
+    let (w, b, n, k) = dense(lin)?;
+    PackedBf16::from_rows(&w, n, k)
+        .and_then(|p| p.with_bias(&b))
+        .ok_or_else(|| shape_error(n, k))
+}
+
+fn shape_error(n: usize, k: usize) -> Error {
+    Error::InvalidOption {
+        name: "vision kernels",
+        reason: format!("cannot pack a {n}×{k} matrix"),
+    }
+}
+
+impl Bf16Layer {
+    /// Packs a layer; `None` when its activation has no kernel here.
+    pub(super) fn from_layer(layer: &EncoderLayer) -> Result<Option<Self>> {
+        if layer.mlp.act != Activation::GeluTanh {
+            return Ok(None);
+        }
+        let a = &layer.self_attn;
+        let (wq, bq, d, _) = dense(&a.q_proj)?;
+        let (wk, bk, _, _) = dense(&a.k_proj)?;
+        let (wv, bv, _, _) = dense(&a.v_proj)?;
+        let qkv = PackedBf16::pack(3 * d, d, |row, col| {
+            let (w, r) = match row / d {
+                0 => (&wq, row),
+                1 => (&wk, row - d),
+                _ => (&wv, row - 2 * d),
+            };
+            w[r * d + col]
+        })
+        .and_then(|p| p.with_bias(&[bq, bk, bv].concat()))
+        .ok_or_else(|| shape_error(3 * d, d))?;
+        Ok(Some(Bf16Layer {
+            norm1: layer.layer_norm1.params()?,
+            norm2: layer.layer_norm2.params()?,
+            qkv,
+            out: packed(&a.out_proj)?,
+            fc1: packed(&layer.mlp.fc1)?,
+            fc2: packed(&layer.mlp.fc2)?,
+            heads: a.heads,
+            head_dim: a.head_dim,
+        }))
+    }
+
+    /// `x` (`[l, D]`, one image) through the layer, in place.
+    pub(super) fn forward(&self, x: &mut [f32], l: usize, key_bias: Option<&[f32]>) -> Result<()> {
+        let d = self.heads * self.head_dim;
+        let unavailable =
+            || candle_core::Error::Msg("the BF16 dot-product kernels are not available".into());
+        let h = layer_norm(x, d, &self.norm1);
+        let qkv = self.qkv.matmul(&h, l).ok_or_else(unavailable)?;
+        let shape = AttentionShape {
+            tokens: l,
+            heads: self.heads,
+            head_dim: self.head_dim,
+        };
+        let scale = (self.head_dim as f64).powf(-0.5) as f32;
+        let ctx =
+            attention_bf16::attention(&qkv, shape, scale, key_bias).ok_or_else(unavailable)?;
+        let o = self.out.matmul(&ctx, l).ok_or_else(unavailable)?;
+        add_assign(x, &o);
+        let h = layer_norm(x, d, &self.norm2);
+        let mut f = self.fc1.matmul(&h, l).ok_or_else(unavailable)?;
+        f.par_chunks_mut(ROWS_PER_TASK * self.fc1.dims().0)
+            .for_each(crate::model::fastmath::gelu_tanh_in_place);
+        let o = self.fc2.matmul(&f, l).ok_or_else(unavailable)?;
+        add_assign(x, &o);
+        Ok(())
+    }
+}
+
+/// LayerNorm of each `d`-wide row: `(x − mean) / sqrt(var + eps) · w + b`, statistics in f32
+/// as Candle's (and PyTorch's) LayerNorm.
+fn layer_norm(x: &[f32], d: usize, norm: &NormParams) -> Vec<f32> {
+    let (w, b, eps) = (&norm.weight, &norm.bias, norm.eps);
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(ROWS_PER_TASK * d)
+        .zip(x.par_chunks(ROWS_PER_TASK * d))
+        .for_each(|(dst, src)| {
+            for (o, r) in dst.chunks_exact_mut(d).zip(src.chunks_exact(d)) {
+                let mean = lane_sum(r.iter().copied()) / d as f32;
+                let var = lane_sum(r.iter().map(|v| (v - mean) * (v - mean))) / d as f32;
+                let inv = 1.0 / (var + eps).sqrt();
+                for (((o, v), w), b) in o.iter_mut().zip(r).zip(w).zip(b) {
+                    *o = (v - mean) * inv * w + b;
+                }
+            }
+        });
+    out
+}
+
+/// A sum in sixteen independent lanes, so that it vectorizes.
+fn lane_sum(values: impl Iterator<Item = f32>) -> f32 {
+    let mut lanes = [0f32; 16];
+    for (i, v) in values.enumerate() {
+        lanes[i % 16] += v;
+    }
+    lanes.iter().sum()
+}
+
+fn add_assign(x: &mut [f32], y: &[f32]) {
+    x.par_chunks_mut(64 * 1024)
+        .zip(y.par_chunks(64 * 1024))
+        .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_norm_matches_the_formula() {
+        let x = [1.0f32, 2.0, 3.0, 4.0, -1.0, 0.0, 1.0, 2.0];
+        let params = NormParams {
+            eps: 1e-6,
+            weight: vec![1.0, 2.0, 1.0, 1.0],
+            bias: vec![0.0, 0.0, 0.5, 0.0],
+        };
+        let out = layer_norm(&x, 4, &params);
+        let (mean, var) = (2.5f32, 1.25f32);
+        let inv = 1.0 / (var + 1e-6).sqrt();
+        let want = [
+            (1.0 - mean) * inv,
+            (2.0 - mean) * inv * 2.0,
+            (3.0 - mean) * inv + 0.5,
+            (4.0 - mean) * inv,
+        ];
+        for (o, w) in out[..4].iter().zip(want) {
+            assert!((o - w).abs() < 1e-5, "{o} vs {w}");
+        }
+        // The second row is the first shifted by −2: the same normalised values.
+        for (a, b) in out[4..].iter().zip(&out[..4]) {
+            assert!((a - b).abs() < 1e-5);
+        }
+    }
+}
