@@ -193,12 +193,13 @@ impl GgufFile {
             // SAFETY: as above; the view lives as long as `aligned`.
             unsafe { std::slice::from_raw_parts(aligned.as_ptr().cast::<u8>(), info.len) }
         };
-        let tensor = qtensor_from_ggml(info.dtype, bytes, info.shape.clone(), device).map_err(
-            |e| Error::Weight {
-                name: name.to_string(),
-                problem: e.to_string(),
-            },
-        )?;
+        let tensor =
+            qtensor_from_ggml(info.dtype, bytes, info.shape.clone(), device).map_err(|e| {
+                Error::Weight {
+                    name: name.to_string(),
+                    problem: e.to_string(),
+                }
+            })?;
         self.release(info.offset, info.len);
         Ok(tensor)
     }
