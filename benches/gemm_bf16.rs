@@ -1,0 +1,68 @@
+//! The BF16 dot-product GEMM (`vlm::model::gemm_bf16`) on the vision tower's MLP shape, one
+//! 512 px tile: `[1024, 768] · [3072, 768]ᵀ`, and the fused block attention of one layer
+//! (12 heads of 64 over 1024 patches). Baseline in the same run: Candle's f32 `matmul` (the
+//! `gemm` crate) on the same shape. Packing the weights is outside the timed loop (it happens
+//! once at load); rounding the activations to bf16 is inside (it happens on every call).
+//! On CPUs without AVX-512 BF16 only the baseline runs.
+
+use candle_core::{Device, Tensor};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::time::Duration;
+use vlm::model::attention_bf16::{attention, AttentionShape};
+use vlm::model::gemm_bf16::{self, PackedBf16};
+
+const M: usize = 1024;
+const K: usize = 768;
+const N: usize = 3072;
+
+fn values(len: usize, seed: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| (((i * seed) % 251) as f32 - 125.0) / 500.0)
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let threads = vlm::threads::init(None).expect("thread pool");
+    let mut group = c.benchmark_group(format!("gemm_{M}x{K}x{N}_{threads}t"));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements((2 * M * K * N) as u64));
+    let a = values(M * K, 31);
+    let w = values(N * K, 17);
+    let dev = Device::Cpu;
+    let at = Tensor::from_vec(a.clone(), (M, K), &dev).expect("a");
+    let wt = Tensor::from_vec(w.clone(), (N, K), &dev).expect("w");
+    group.bench_function("candle_f32", |b| {
+        b.iter(|| at.matmul(&wt.t().expect("t")).expect("matmul"))
+    });
+    if gemm_bf16::available() {
+        let packed = PackedBf16::from_rows(&w, N, K).expect("pack");
+        group.bench_function("vlm_bf16_dot", |b| {
+            b.iter(|| packed.matmul(&a, M).expect("bf16 matmul"))
+        });
+    }
+    group.finish();
+
+    if gemm_bf16::available() {
+        let shape = AttentionShape {
+            tokens: M,
+            heads: 12,
+            head_dim: 64,
+        };
+        let qkv = values(M * 3 * K, 7);
+        let mut group = c.benchmark_group(format!("vision_attention_{M}x12x64_{threads}t"));
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(3));
+        group.bench_function("vlm_bf16_fused", |b| {
+            b.iter(|| attention(&qkv, shape, 0.125, None).expect("attention"))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
