@@ -21,3 +21,5 @@ cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
 # Examples and benches must keep building against the public API.
 cargo build --locked --examples --benches
+# The lean library build (no default features) and the examples meant for it type-check.
+cargo check --locked --no-default-features --lib --examples

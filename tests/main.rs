@@ -28,3 +28,5 @@ mod compare;
 mod compare_model;
 // Synthetic models: in memory, written by `vlm synth`, and benchmarked.
 mod synthetic;
+// The lean library build: no CLI, network, async or C regex crates in `cargo tree`.
+mod lean_build;
