@@ -52,8 +52,11 @@ pub fn attention(
         .into_par_iter()
         .map(|h| {
             let (k0, v0) = (width + h * head_dim, 2 * width + h * head_dim);
-            let keys = PackedBf16::pack(l, head_dim, |t, j| qkv[t * stride + k0 + j])?;
-            let values_t = PackedBf16::pack(head_dim, l, |j, t| qkv[t * stride + v0 + j])?;
+            let keys =
+                PackedBf16::from_row_fn(l, head_dim, |t| &qkv[t * stride + k0..][..head_dim])?;
+            // Vᵀ column t is token t's value row.
+            let values_t =
+                PackedBf16::from_column_fn(head_dim, l, |t| &qkv[t * stride + v0..][..head_dim])?;
             Some((keys, values_t))
         })
         .collect::<Option<Vec<_>>>()?;

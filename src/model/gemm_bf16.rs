@@ -86,6 +86,67 @@ impl PackedBf16 {
         })
     }
 
+    /// Packs `[n, k]` given row by row (`row(r)`: the `k` values of row `r`), on the calling
+    /// thread.
+    pub fn from_row_fn<'a>(n: usize, k: usize, row: impl Fn(usize) -> &'a [f32]) -> Option<Self> {
+        let mut packed = Self::zeroed(n, k)?;
+        let pairs = packed.pairs();
+        for r in 0..n {
+            let values = row(r);
+            if values.len() != k {
+                return None;
+            }
+            let panel = &mut packed.lanes[(r / NR) * pairs * NR..];
+            for (p, pair) in values.chunks(2).enumerate() {
+                let hi = pair.get(1).copied().unwrap_or(0.0);
+                panel[p * NR + r % NR] = bf16_bits(pair[0]) | (bf16_bits(hi) << 16);
+            }
+        }
+        Some(packed)
+    }
+
+    /// Packs `[n, k]` given column by column (`col(c)`: the `n` values of column `c`), on the
+    /// calling thread.
+    pub fn from_column_fn<'a>(
+        n: usize,
+        k: usize,
+        col: impl Fn(usize) -> &'a [f32],
+    ) -> Option<Self> {
+        let mut packed = Self::zeroed(n, k)?;
+        let pairs = packed.pairs();
+        let zeros = vec![0f32; n];
+        for p in 0..pairs {
+            let lo = col(2 * p);
+            let hi = if 2 * p + 1 < k {
+                col(2 * p + 1)
+            } else {
+                &zeros
+            };
+            if lo.len() != n || hi.len() != n {
+                return None;
+            }
+            for (panel, (lo, hi)) in lo.chunks(NR).zip(hi.chunks(NR)).enumerate() {
+                let dst = &mut packed.lanes[(panel * pairs + p) * NR..][..lo.len()];
+                for ((d, a), b) in dst.iter_mut().zip(lo).zip(hi) {
+                    *d = bf16_bits(*a) | (bf16_bits(*b) << 16);
+                }
+            }
+        }
+        Some(packed)
+    }
+
+    fn zeroed(n: usize, k: usize) -> Option<Self> {
+        if k == 0 || n == 0 {
+            return None;
+        }
+        Some(PackedBf16 {
+            lanes: vec![0u32; n.div_ceil(NR) * k.div_ceil(2) * NR],
+            bias: None,
+            n,
+            k,
+        })
+    }
+
     /// The same matrix with `bias` (`[n]`) added to every output row; `None` if its length
     /// is not `n`.
     pub fn with_bias(mut self, bias: &[f32]) -> Option<Self> {
@@ -245,6 +306,16 @@ pub fn round_row(src: &[f32], dst: &mut [u32]) {
 }
 
 /// The scalar rounding of [`round_row`].
+/// `v` rounded to bf16 (nearest even; NaN stays NaN), as the low 16 bits.
+#[inline(always)]
+fn bf16_bits(v: f32) -> u32 {
+    let bits = v.to_bits();
+    if v.is_nan() {
+        return (bits >> 16) | 0x40;
+    }
+    (bits + 0x7fff + ((bits >> 16) & 1)) >> 16
+}
+
 fn round_pairs(src: &[f32], dst: &mut [u32]) {
     for (d, s) in dst.iter_mut().zip(src.chunks(2)) {
         let lo = half::bf16::from_f32(s[0]).to_bits();
@@ -411,6 +482,27 @@ mod tests {
         let c = packed.matmul(&vec![1.0f32; 3 * k], 3).unwrap();
         for (i, v) in c.iter().enumerate() {
             assert_eq!(*v, 0.5 * k as f32 + (i % n) as f32);
+        }
+    }
+
+    #[test]
+    fn row_and_column_packing_agree_with_the_element_packing() {
+        let (n, k) = (53, 9);
+        let w: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+        let cols: Vec<Vec<f32>> = (0..k)
+            .map(|c| (0..n).map(|r| w[r * k + c]).collect())
+            .collect();
+        let by_element = PackedBf16::from_rows(&w, n, k).unwrap();
+        let by_row = PackedBf16::from_row_fn(n, k, |r| &w[r * k..(r + 1) * k]).unwrap();
+        let by_column = PackedBf16::from_column_fn(n, k, |c| &cols[c]).unwrap();
+        assert_eq!(by_row.lanes, by_element.lanes);
+        assert_eq!(by_column.lanes, by_element.lanes);
+        for v in [1.0f32, -2.5e-3, 3.3e38, f32::INFINITY, 1.0 + 1.0 / 256.0] {
+            assert_eq!(
+                bf16_bits(v) as u16,
+                half::bf16::from_f32(v).to_bits(),
+                "{v}"
+            );
         }
     }
 
