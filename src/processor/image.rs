@@ -31,6 +31,37 @@ pub enum ImageInput {
     },
 }
 
+impl ImageInput {
+    /// Raw RGB8 pixels (a camera frame, a decoded video frame), checked now rather than at
+    /// the next send: the buffer must hold exactly `width * height * 3` bytes, row-major,
+    /// and the image must be non-empty and within the default [`ImageLimits`].
+    ///
+    /// ```
+    /// # use vlm::ImageInput;
+    /// let frame = ImageInput::rgb8(2, 1, vec![255, 0, 0, 0, 0, 255])?;
+    /// assert!(matches!(frame, ImageInput::Rgb8 { width: 2, height: 1, .. }));
+    ///
+    /// let err = ImageInput::rgb8(2, 2, vec![0; 11]).unwrap_err();
+    /// assert_eq!(err.to_string(), "image (raw RGB 2x2): pixel buffer has 11 bytes, expected 12 (2x2x3)");
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
+    pub fn rgb8(width: u32, height: u32, pixels: Vec<u8>) -> Result<ImageInput> {
+        let check = check_size(width, height, &ImageLimits::default())
+            .and_then(|()| check_rgb_len(width, height, pixels.len()));
+        match check {
+            Ok(()) => Ok(ImageInput::Rgb8 {
+                width,
+                height,
+                pixels,
+            }),
+            Err(problem) => Err(Error::Image {
+                origin: format!("(raw RGB {width}x{height})"),
+                problem,
+            }),
+        }
+    }
+}
+
 /// Bounds on what [`load_image`] accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageLimits {
@@ -212,13 +243,7 @@ fn raw_rgb(
     limits: &ImageLimits,
 ) -> std::result::Result<LoadedImage, String> {
     check_size(width, height, limits)?;
-    let expected = u64::from(width) * u64::from(height) * 3;
-    if pixels.len() as u64 != expected {
-        return Err(format!(
-            "pixel buffer has {} bytes, expected {expected} ({width}x{height}x3)",
-            pixels.len()
-        ));
-    }
+    check_rgb_len(width, height, pixels.len())?;
     Ok(LoadedImage {
         origin: String::new(),
         width,
@@ -313,6 +338,17 @@ fn to_loaded(img: DynamicImage, png_grey16: bool) -> std::result::Result<LoadedI
         layout,
         pixels,
     })
+}
+
+/// A raw RGB8 buffer holds exactly `width * height * 3` bytes.
+fn check_rgb_len(width: u32, height: u32, len: usize) -> std::result::Result<(), String> {
+    let expected = u64::from(width) * u64::from(height) * 3;
+    if len as u64 != expected {
+        return Err(format!(
+            "pixel buffer has {len} bytes, expected {expected} ({width}x{height}x3)"
+        ));
+    }
+    Ok(())
 }
 
 fn check_size(width: u32, height: u32, limits: &ImageLimits) -> std::result::Result<(), String> {
