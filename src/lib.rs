@@ -42,8 +42,11 @@ extern crate intel_mkl_src;
 
 pub mod apps;
 pub mod config;
+pub mod embed;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "ffi")]
+pub mod ffi;
 pub mod generate;
 #[cfg(feature = "hub")]
 pub mod hub;
