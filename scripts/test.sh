@@ -16,8 +16,12 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "note: chromium is not installed; the HTML card test will be skipped" >&2
   fi
 fi
+# cbindgen, for the check that include/vlm.h is current (tests/ffi.rs), cached under target/.
+cargo install cbindgen --version 0.29.4 --locked --root target/tools --quiet
+export VLM_REQUIRE_FFI_TOOLS=1
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --lib --tests --features ffi -- -D warnings
 cargo test --locked
 # Examples and benches must keep building against the public API.
 cargo build --locked --examples --benches

@@ -30,3 +30,7 @@ mod compare_model;
 mod synthetic;
 // The lean library build: no CLI, network, async or C regex crates in `cargo tree`.
 mod lean_build;
+// The C interface: generated header, C programs against the static library.
+mod ffi;
+// The examples' logic (streaming and cancellation, multi-turn chat, raw camera frames).
+mod examples;
