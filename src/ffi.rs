@@ -363,8 +363,10 @@ pub unsafe extern "C" fn vlm_cancel_free(cancel: *mut vlm_cancel) {
 /// `err` is NULL or a live error.
 #[no_mangle]
 pub unsafe extern "C" fn vlm_error_code(err: *const vlm_error) -> c_int {
-    // SAFETY: NULL or live by contract.
-    unsafe { err.as_ref() }.map_or(VLM_OK, |e| e.code)
+    guard(ptr::null_mut(), VLM_ERR_PANIC, || {
+        // SAFETY: NULL or live by contract.
+        Ok(unsafe { err.as_ref() }.map_or(VLM_OK, |e| e.code))
+    })
 }
 
 /// The error's message, valid until the error is freed; an empty string for NULL.
@@ -373,11 +375,13 @@ pub unsafe extern "C" fn vlm_error_code(err: *const vlm_error) -> c_int {
 /// `err` is NULL or a live error.
 #[no_mangle]
 pub unsafe extern "C" fn vlm_error_message(err: *const vlm_error) -> *const c_char {
-    // SAFETY: NULL or live by contract.
-    match unsafe { err.as_ref() } {
-        Some(e) => e.message.as_ptr(),
-        None => c"".as_ptr(),
-    }
+    guard(ptr::null_mut(), c"".as_ptr(), || {
+        // SAFETY: NULL or live by contract.
+        Ok(match unsafe { err.as_ref() } {
+            Some(e) => e.message.as_ptr(),
+            None => c"".as_ptr(),
+        })
+    })
 }
 
 /// Frees an error (NULL is ignored).
@@ -386,10 +390,13 @@ pub unsafe extern "C" fn vlm_error_message(err: *const vlm_error) -> *const c_ch
 /// `err` is NULL or an error set by this library, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn vlm_error_free(err: *mut vlm_error) {
-    if !err.is_null() {
-        // SAFETY: owned pointer from `Box::into_raw`, freed once by contract.
-        drop(unsafe { Box::from_raw(err) });
-    }
+    guard(ptr::null_mut(), (), || {
+        if !err.is_null() {
+            // SAFETY: owned pointer from `Box::into_raw`, freed once by contract.
+            drop(unsafe { Box::from_raw(err) });
+        }
+        Ok(())
+    })
 }
 
 /// Debug builds only: panics inside the boundary guard, so that tests can check a panic
