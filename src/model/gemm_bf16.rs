@@ -258,6 +258,8 @@ impl PackedBf16 {
 
 /// What a micro-kernel call starts its sums from.
 #[derive(Clone, Copy)]
+// Read by the x86-64 kernel only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 enum Start {
     /// Zero.
     Zero,
