@@ -71,9 +71,8 @@ impl PackedBf16 {
                     for j in 0..NR {
                         let row = panel * NR + j;
                         if row < n {
-                            let lo = half::bf16::from_f32(at(row, 2 * p)).to_bits();
-                            let hi = half::bf16::from_f32(at(row, 2 * p + 1)).to_bits();
-                            out[p * NR + j] = u32::from(lo) | (u32::from(hi) << 16);
+                            out[p * NR + j] =
+                                bf16_bits(at(row, 2 * p)) | (bf16_bits(at(row, 2 * p + 1)) << 16);
                         }
                     }
                 }
@@ -320,9 +319,7 @@ fn bf16_bits(v: f32) -> u32 {
 
 fn round_pairs(src: &[f32], dst: &mut [u32]) {
     for (d, s) in dst.iter_mut().zip(src.chunks(2)) {
-        let lo = half::bf16::from_f32(s[0]).to_bits();
-        let hi = half::bf16::from_f32(s.get(1).copied().unwrap_or(0.0)).to_bits();
-        *d = u32::from(lo) | (u32::from(hi) << 16);
+        *d = bf16_bits(s[0]) | (bf16_bits(s.get(1).copied().unwrap_or(0.0)) << 16);
     }
 }
 

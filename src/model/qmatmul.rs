@@ -316,23 +316,49 @@ mod fused {
         n_in: usize,
         out: &mut [f32],
     ) {
+        for_each_row(
+            kind,
+            w,
+            row_bytes,
+            x,
+            sums,
+            n_in,
+            out,
+            |row, xr, sr| match kind {
+                Kind::Q4_0 => dot_q4_0(row, xr),
+                Kind::Q4_1 => dot_q4_1(row, xr, sr),
+                Kind::Q5_0 => dot_q5_0(row, xr),
+                Kind::Q5_1 => dot_q5_1(row, xr, sr),
+                Kind::Q8_0 => dot_q8_0(row, xr),
+            },
+        )
+    }
+
+    /// `out[i·rows + r] = dot(w_i, x_r, block sums of x_r)` for the weight rows in `w`: the
+    /// loop every kernel set shares; `dot` is one set's block-dot for one row pair.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_each_row(
+        kind: Kind,
+        w: &[u8],
+        row_bytes: usize,
+        x: &[f32],
+        sums: &[f32],
+        n_in: usize,
+        out: &mut [f32],
+        dot: impl Fn(&[u8], &[f32], &[f32]) -> f32,
+    ) {
         let rows = x.len() / n_in;
         let blocks = n_in / 32;
         for (i, row) in w.chunks_exact(row_bytes).enumerate() {
             for r in 0..rows {
                 let xr = &x[r * n_in..(r + 1) * n_in];
-                let sr = if sums.is_empty() {
-                    sums
-                } else {
+                let sr = if kind.has_offset() {
                     &sums[r * blocks..(r + 1) * blocks]
+                } else {
+                    &[][..]
                 };
-                out[i * rows + r] = match kind {
-                    Kind::Q4_0 => dot_q4_0(row, xr),
-                    Kind::Q4_1 => dot_q4_1(row, xr, sr),
-                    Kind::Q5_0 => dot_q5_0(row, xr),
-                    Kind::Q5_1 => dot_q5_1(row, xr, sr),
-                    Kind::Q8_0 => dot_q8_0(row, xr),
-                };
+                out[i * rows + r] = dot(row, xr, sr);
             }
         }
     }

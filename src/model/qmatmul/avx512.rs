@@ -31,25 +31,22 @@ pub unsafe fn dot_rows(
     n_in: usize,
     out: &mut [f32],
 ) {
-    let rows = x.len() / n_in;
-    let blocks = n_in / 32;
-    for (i, row) in w.chunks_exact(row_bytes).enumerate() {
-        for r in 0..rows {
-            let xr = &x[r * n_in..(r + 1) * n_in];
-            let sr = if kind.has_offset() {
-                &sums[r * blocks..(r + 1) * blocks]
-            } else {
-                &[][..]
-            };
-            out[i * rows + r] = match kind {
-                Kind::Q8_0 => dot_q8_0(row, xr),
-                Kind::Q4_0 => dot_q4(row, xr, sr, 18, false),
-                Kind::Q4_1 => dot_q4(row, xr, sr, 20, true),
-                Kind::Q5_0 => dot_q5(row, xr, sr, 22, false),
-                Kind::Q5_1 => dot_q5(row, xr, sr, 24, true),
-            };
-        }
-    }
+    super::fused::for_each_row(
+        kind,
+        w,
+        row_bytes,
+        x,
+        sums,
+        n_in,
+        out,
+        |row, xr, sr| match kind {
+            Kind::Q8_0 => dot_q8_0(row, xr),
+            Kind::Q4_0 => dot_q4(row, xr, sr, 18, false),
+            Kind::Q4_1 => dot_q4(row, xr, sr, 20, true),
+            Kind::Q5_0 => dot_q5(row, xr, sr, 22, false),
+            Kind::Q5_1 => dot_q5(row, xr, sr, 24, true),
+        },
+    )
 }
 
 #[inline]
