@@ -53,6 +53,8 @@ pub mod hub;
 pub mod model;
 pub mod processor;
 pub mod registry;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod session;
 pub mod synthetic;
 pub mod threads;

@@ -11,6 +11,8 @@ mod hub;
 mod inspect;
 mod quantize;
 mod run;
+#[cfg(feature = "server")]
+mod serve;
 mod synth;
 
 use std::process::ExitCode;
@@ -45,6 +47,9 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Show how images and a prompt are prepared (sizes, tiles, tokens) without running the model.
     Inspect(inspect::InspectArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API, with background jobs.
+    #[cfg(feature = "server")]
+    Serve(serve::ServeArgs),
     /// Download a model into the Hugging Face cache ahead of time, and verify it.
     #[cfg(feature = "hub")]
     Pull(hub::PullArgs),
@@ -68,6 +73,8 @@ pub fn main() -> ExitCode {
         Command::Quantize(a) => quantize::run(a),
         Command::Synth(a) => synth::run(a),
         Command::Inspect(a) => inspect::run(a),
+        #[cfg(feature = "server")]
+        Command::Serve(a) => serve::run(a),
         #[cfg(feature = "hub")]
         Command::Pull(a) => hub::pull(a),
         #[cfg(feature = "hub")]
