@@ -19,6 +19,13 @@ fi
 # cbindgen, for the check that include/vlm.h is current (tests/ffi.rs), cached under target/.
 cargo install cbindgen --version 0.29.4 --locked --root target/tools --quiet
 export VLM_REQUIRE_FFI_TOOLS=1
+# The official `openai` Python client, for the `vlm serve` check (tests/serve.rs), in a virtual
+# environment cached under target/.
+if ! target/openai-venv/bin/python -c "import openai" 2>/dev/null; then
+  python3 -m venv target/openai-venv
+  target/openai-venv/bin/pip install --quiet --disable-pip-version-check openai
+fi
+export VLM_REQUIRE_OPENAI_CLIENT=1
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --lib --tests --features ffi -- -D warnings

@@ -32,5 +32,8 @@ mod synthetic;
 mod lean_build;
 // The C interface: generated header, C programs against the static library.
 mod ffi;
+// `vlm serve`: the OpenAI-compatible API and background jobs over real HTTP.
+#[cfg(feature = "server")]
+mod serve;
 // The examples' logic (streaming and cancellation, multi-turn chat, raw camera frames).
 mod examples;
