@@ -110,6 +110,18 @@ pub enum VisionCompute {
     Bf16Dot,
 }
 
+/// How the decoder multiplies the prompt's matrices (prefill) on the CPU. Decoding one token
+/// at a time always runs the model's precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefillCompute {
+    /// The model's precision: in f32, transformers' arithmetic up to summation order.
+    Reference,
+    /// Matrix products on the BF16 dot-product kernel (AVX-512 BF16): activations rounded to
+    /// bf16, sums in f32; about twice the speed of `Reference`. CPUs without the instructions
+    /// use `Reference`.
+    Bf16Dot,
+}
+
 /// How to load a model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EngineOptions {
@@ -124,6 +136,9 @@ pub struct EngineOptions {
     /// How the vision tower computes; `None` picks [`VisionCompute::Bf16Dot`] for an f32
     /// model on CPUs with AVX-512 BF16 and [`VisionCompute::Reference`] otherwise.
     pub vision_compute: Option<VisionCompute>,
+    /// How prompt blocks are multiplied; `None` picks [`PrefillCompute::Bf16Dot`] for an f32
+    /// model on CPUs with AVX-512 BF16 and [`PrefillCompute::Reference`] otherwise.
+    pub prefill_compute: Option<PrefillCompute>,
 }
 
 /// Facts about a loaded model.
@@ -149,6 +164,8 @@ pub struct ModelInfo {
     pub quant: Option<String>,
     /// How the vision tower computes: `reference` or `bf16-dot` (see [`VisionCompute`]).
     pub vision_compute: &'static str,
+    /// How prompt blocks are multiplied: `reference` or `bf16-dot` (see [`PrefillCompute`]).
+    pub prefill_compute: &'static str,
 }
 
 pub(crate) struct EngineInner {
@@ -220,6 +237,15 @@ impl Engine {
             VisionCompute::Bf16Dot if model.use_bf16_vision()? => VisionCompute::Bf16Dot,
             _ => VisionCompute::Reference,
         };
+        let prefill_compute = match opts.prefill_compute {
+            Some(choice) => choice,
+            None if dtype == DType::F32 => PrefillCompute::Bf16Dot,
+            None => PrefillCompute::Reference,
+        };
+        let prefill_compute = match prefill_compute {
+            PrefillCompute::Bf16Dot if model.use_bf16_prefill() => PrefillCompute::Bf16Dot,
+            _ => PrefillCompute::Reference,
+        };
 
         let mut eos_ids = config.generation.eos_token_ids.clone();
         let by_name = [
@@ -256,6 +282,10 @@ impl Engine {
             vision_compute: match vision_compute {
                 VisionCompute::Reference => "reference",
                 VisionCompute::Bf16Dot => "bf16-dot",
+            },
+            prefill_compute: match prefill_compute {
+                PrefillCompute::Reference => "reference",
+                PrefillCompute::Bf16Dot => "bf16-dot",
             },
         };
         Ok(Engine {

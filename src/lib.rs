@@ -60,7 +60,9 @@ pub mod synthetic;
 pub mod threads;
 pub mod weights;
 
-pub use engine::{Engine, EngineOptions, ModelInfo, ModelSource, Precision, VisionCompute};
+pub use engine::{
+    Engine, EngineOptions, ModelInfo, ModelSource, Precision, PrefillCompute, VisionCompute,
+};
 pub use error::{Category, Error, Result};
 pub use generate::{
     CancelToken, Constraint, Event, FinishReason, GenerateOptions, Generation, Progress, Sampling,

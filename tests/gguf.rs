@@ -299,10 +299,11 @@ fn a_gguf_pair_can_take_the_original_json_files() {
     assert!(err.contains("different models"), "{err}");
 }
 
-/// Reference vision kernels: these tests measure the weight format alone against transformers.
+/// Reference kernels: these tests measure the weight format alone against transformers.
 fn reference_options() -> EngineOptions {
     EngineOptions {
         vision_compute: Some(vlm::VisionCompute::Reference),
+        prefill_compute: Some(vlm::PrefillCompute::Reference),
         ..Default::default()
     }
 }

@@ -352,10 +352,11 @@ fn a_failed_run_leaves_nothing_behind() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// Reference vision kernels: these tests measure the weight format alone against transformers.
+/// Reference kernels: these tests measure the weight format alone against transformers.
 fn reference_options() -> EngineOptions {
     EngineOptions {
         vision_compute: Some(vlm::VisionCompute::Reference),
+        prefill_compute: Some(vlm::PrefillCompute::Reference),
         ..Default::default()
     }
 }

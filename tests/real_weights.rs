@@ -90,3 +90,42 @@ fn real_q4_1_model_answers_like_transformers() {
         );
     }
 }
+
+/// The BF16 prefill (the default on CPUs with AVX-512 BF16) keeps the real model's greedy
+/// answer on a prompt long enough to take that path (64 tokens and more): its logits move by
+/// ~1 % relative, well inside this model's top-2 margins on a factual answer.
+#[test]
+fn real_weights_bf16_prefill_keeps_the_greedy_answer() {
+    let question = "France is a country in Western Europe with a long history, famous food, \
+        many museums and a large network of fast trains that connect its cities, from the \
+        Mediterranean coast in the south to the Channel in the north. Its government, its \
+        largest companies and its main museums sit in one city. What is the capital of \
+        France? Answer in one sentence.";
+    let answer = |compute: vlm::PrefillCompute| {
+        let opts = EngineOptions {
+            prefill_compute: Some(compute),
+            ..Default::default()
+        };
+        let engine = Engine::load(ModelSource::gguf(smollm2(), None), opts).unwrap();
+        let prompt_tokens = engine
+            .prepare(&[Message::user([], question)], None)
+            .unwrap()
+            .input_ids
+            .len();
+        assert!(prompt_tokens >= 64, "{prompt_tokens} prompt tokens");
+        let opts = GenerateOptions {
+            max_new_tokens: 12,
+            ..Default::default()
+        };
+        let reply = engine
+            .session()
+            .send(Message::user([], question), &opts)
+            .unwrap();
+        (engine.info().prefill_compute, reply)
+    };
+    let (_, reference) = answer(vlm::PrefillCompute::Reference);
+    let (mode, bf16) = answer(vlm::PrefillCompute::Bf16Dot);
+    println!("reference: {:?}; {mode}: {:?}", reference.text, bf16.text);
+    assert!(reference.text.contains("Paris"), "{:?}", reference.text);
+    assert_eq!(bf16.token_ids, reference.token_ids);
+}

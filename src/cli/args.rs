@@ -40,7 +40,12 @@ pub struct ModelArgs {
     /// twice as fast; the default for f32 models on CPUs with AVX-512 BF16) or `reference`
     /// (the model's precision through the reference kernels: transformers' arithmetic).
     #[arg(long, value_enum, value_name = "MODE")]
-    pub vision_compute: Option<VisionComputeArg>,
+    pub vision_compute: Option<ComputeArg>,
+    /// How the decoder multiplies the prompt's matrices: `bf16` (BF16 dot products with f32
+    /// accumulation, about twice as fast; the default for f32 models on CPUs with AVX-512 BF16)
+    /// or `reference` (the model's precision). Decoding always runs the model's precision.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub prefill_compute: Option<ComputeArg>,
     /// Cap the context window (tokens).
     #[arg(long, value_name = "TOKENS")]
     pub ctx: Option<usize>,
@@ -50,7 +55,7 @@ pub struct ModelArgs {
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VisionComputeArg {
+pub enum ComputeArg {
     Reference,
     Bf16,
 }
@@ -130,8 +135,12 @@ impl ModelArgs {
             max_context: self.ctx,
             quant,
             vision_compute: self.vision_compute.map(|v| match v {
-                VisionComputeArg::Reference => vlm::VisionCompute::Reference,
-                VisionComputeArg::Bf16 => vlm::VisionCompute::Bf16Dot,
+                ComputeArg::Reference => vlm::VisionCompute::Reference,
+                ComputeArg::Bf16 => vlm::VisionCompute::Bf16Dot,
+            }),
+            prefill_compute: self.prefill_compute.map(|v| match v {
+                ComputeArg::Reference => vlm::PrefillCompute::Reference,
+                ComputeArg::Bf16 => vlm::PrefillCompute::Bf16Dot,
             }),
         })
     }

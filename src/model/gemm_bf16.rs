@@ -85,6 +85,32 @@ impl PackedBf16 {
         })
     }
 
+    /// Packs `[n, k]` whose row `r` `fill(r, buf)` writes into `buf` (`k` values), in
+    /// parallel over panels: each row is produced once, next to where it is packed, so a
+    /// dequantized or converted copy of the whole matrix never exists.
+    pub fn from_row_fill(
+        n: usize,
+        k: usize,
+        fill: impl Fn(usize, &mut [f32]) + Sync,
+    ) -> Option<Self> {
+        let mut packed = Self::zeroed(n, k)?;
+        let pairs = packed.pairs();
+        packed
+            .lanes
+            .par_chunks_mut(pairs * NR)
+            .enumerate()
+            .for_each(|(panel, out)| {
+                let mut row = vec![0f32; 2 * pairs];
+                for j in 0..NR.min(n - panel * NR) {
+                    fill(panel * NR + j, &mut row[..k]);
+                    for (p, pair) in row.chunks_exact(2).enumerate() {
+                        out[p * NR + j] = bf16_bits(pair[0]) | (bf16_bits(pair[1]) << 16);
+                    }
+                }
+            });
+        Some(packed)
+    }
+
     /// Packs `[n, k]` given row by row (`row(r)`: the `k` values of row `r`), on the calling
     /// thread.
     pub fn from_row_fn<'a>(n: usize, k: usize, row: impl Fn(usize) -> &'a [f32]) -> Option<Self> {
@@ -494,7 +520,11 @@ mod tests {
         let by_element = PackedBf16::from_rows(&w, n, k).unwrap();
         let by_row = PackedBf16::from_row_fn(n, k, |r| &w[r * k..(r + 1) * k]).unwrap();
         let by_column = PackedBf16::from_column_fn(n, k, |c| &cols[c]).unwrap();
+        let by_fill =
+            PackedBf16::from_row_fill(n, k, |r, buf| buf.copy_from_slice(&w[r * k..(r + 1) * k]))
+                .unwrap();
         assert_eq!(by_row.lanes, by_element.lanes);
+        assert_eq!(by_fill.lanes, by_element.lanes);
         assert_eq!(by_column.lanes, by_element.lanes);
         for v in [1.0f32, -2.5e-3, 3.3e38, f32::INFINITY, 1.0 + 1.0 / 256.0] {
             assert_eq!(

@@ -7,6 +7,7 @@ use candle_core::{DType, Module, Tensor, D};
 
 use crate::config::Activation;
 use crate::error::Result;
+use crate::model::gemm_bf16::PackedBf16;
 use crate::model::qmatmul::QMatrix;
 use crate::weights::Weights;
 
@@ -160,6 +161,46 @@ impl Linear {
             Linear::Quant { matrix, bias: None } => Some(RowView::Quant(matrix)),
             _ => None,
         }
+    }
+
+    /// The weight and bias packed for the BF16 dot-product GEMM, read straight from the
+    /// stored rows (f32 or ggml blocks); `None` when the CPU lacks the instructions.
+    pub(crate) fn pack_bf16(&self) -> Result<Option<PackedBf16>> {
+        if !crate::model::gemm_bf16::available() {
+            return Ok(None);
+        }
+        let (n, k) = self.dims()?;
+        let (packed, bias) = match (self.row_view(), self) {
+            (Some(RowView::Quant(m)), Linear::Quant { bias, .. }) => (
+                PackedBf16::from_row_fill(n, k, |r, buf| m.row(r, buf)),
+                bias,
+            ),
+            (Some(RowView::Dense { storage, start, .. }), Linear::Dense { bias, .. }) => {
+                let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(w)) = &*storage else {
+                    return Ok(None);
+                };
+                let w = &w[start..start + n * k];
+                let packed = PackedBf16::from_row_fill(n, k, |r, buf| {
+                    buf.copy_from_slice(&w[r * k..(r + 1) * k])
+                });
+                (packed, bias)
+            }
+            _ => {
+                let (w, bias) = self.to_f32()?;
+                let packed = PackedBf16::from_rows(&w, n, k);
+                return Ok(match bias {
+                    Some(b) => packed.and_then(|p| p.with_bias(&b)),
+                    None => packed,
+                });
+            }
+        };
+        Ok(match bias {
+            Some(b) => {
+                let b = b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                packed.and_then(|p| p.with_bias(&b))
+            }
+            None => packed,
+        })
     }
 
     /// `(out, in)` of the weight matrix.

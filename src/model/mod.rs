@@ -82,6 +82,12 @@ impl SmolVlm {
         }
     }
 
+    /// Multiplies the decoder's prompt blocks on the BF16 dot-product GEMM (activations
+    /// rounded to bf16, f32 sums). Returns false, changing nothing, when the CPU lacks it.
+    pub fn use_bf16_prefill(&mut self) -> bool {
+        self.text.use_bf16_prefill()
+    }
+
     /// Compute dtype.
     pub fn dtype(&self) -> DType {
         self.dtype

@@ -125,7 +125,7 @@ impl QMatrix {
     }
 
     /// Dequantizes weight row `o` into `buf` (`in_dim` floats).
-    fn row(&self, o: usize, buf: &mut [f32]) {
+    pub(crate) fn row(&self, o: usize, buf: &mut [f32]) {
         fn dequant<T: GgmlType>(raw: &[u8], o: usize, in_dim: usize, buf: &mut [f32]) {
             let per_row = in_dim / T::BLCK_SIZE;
             let size = std::mem::size_of::<T>();

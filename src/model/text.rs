@@ -10,6 +10,7 @@ use crate::model::kv_cache::KvCache;
 use crate::model::layers::{activate, Embedding, Linear, RmsNorm};
 use crate::weights::Weights;
 
+mod prefill;
 mod step;
 
 /// How a checkpoint lays out the two halves rotated by RoPE in its Q/K rows.
@@ -204,6 +205,8 @@ pub struct TextModel {
     norm: RmsNorm,
     lm_head: Linear,
     rotary: Rotary,
+    /// Whether prompt blocks multiply on the BF16 dot-product GEMM (see `prefill.rs`).
+    prefill_bf16: bool,
 }
 
 impl TextModel {
@@ -252,6 +255,7 @@ impl TextModel {
             norm,
             lm_head,
             rotary: Rotary::new(cfg, layout),
+            prefill_bf16: false,
         })
     }
 
@@ -264,9 +268,14 @@ impl TextModel {
     /// to the cache, and returns the logits of the last position as f32 `[vocab]`.
     pub fn forward(&self, embeds: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
         let (_, t, _) = embeds.dims3()?;
-        if t == 1 && embeds.dtype() == DType::F32 && embeds.device().is_cpu() {
+        if embeds.dtype() == DType::F32 && embeds.device().is_cpu() {
             let x = embeds.flatten_all()?.to_vec1::<f32>()?;
-            if let Some(logits) = self.step(&x, cache)? {
+            let logits = if t == 1 {
+                self.step(&x, cache)?
+            } else {
+                self.prefill(&x, t, cache)?
+            };
+            if let Some(logits) = logits {
                 let n = logits.len();
                 return Ok(Tensor::from_vec(logits, n, embeds.device())?);
             }
@@ -290,6 +299,13 @@ impl TextModel {
         let last = xs.narrow(1, t - 1, 1)?;
         let logits = self.lm_head.forward(&self.norm.forward(&last)?)?;
         Ok(logits.flatten_all()?.to_dtype(DType::F32)?)
+    }
+
+    /// Multiplies prompt blocks on the BF16 dot-product GEMM (activations rounded to bf16,
+    /// f32 sums). Returns false, changing nothing, when the CPU lacks the instructions.
+    pub fn use_bf16_prefill(&mut self) -> bool {
+        self.prefill_bf16 = crate::model::gemm_bf16::available();
+        self.prefill_bf16
     }
 
     /// Number of decoder layers (the cache needs one entry per layer).

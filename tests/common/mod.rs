@@ -153,6 +153,7 @@ pub fn engine(model: &str) -> &'static Engine {
         // The reference kernels: the parity tests hold transformers' arithmetic to f32 rounding.
         let opts = EngineOptions {
             vision_compute: Some(VisionCompute::Reference),
+            prefill_compute: Some(vlm::PrefillCompute::Reference),
             ..Default::default()
         };
         Engine::load(ModelSource::dir(model_dir(model)), opts)

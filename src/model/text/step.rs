@@ -137,7 +137,7 @@ impl TextModel {
     }
 }
 
-fn step_activation(act: Activation) -> Option<fn(f32) -> f32> {
+pub(super) fn step_activation(act: Activation) -> Option<fn(f32) -> f32> {
     match act {
         // Candle's `silu`: x / (1 + e^(-x)).
         Activation::Silu => Some(|x| x / (1.0 + (-x).exp())),
@@ -163,7 +163,7 @@ fn matvecs(x: &[f32], targets: &mut [(&RowView<'_>, &mut [f32])]) {
 }
 
 /// Llama's RMSNorm in f32: `w · x / sqrt(mean(x²) + eps)`.
-fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+pub(super) fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let mean = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
     let denom = (mean + eps).sqrt();
     for ((o, v), w) in out.iter_mut().zip(x).zip(w) {
@@ -171,14 +171,14 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-fn add_assign(x: &mut [f32], y: &[f32]) {
+pub(super) fn add_assign(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
         *a += b;
     }
 }
 
 /// Rotates one head in place; `cos`, `sin` are `[head_dim / 2]`.
-fn rope(x: &mut [f32], cos: &[f32], sin: &[f32], layout: RopeLayout) {
+pub(super) fn rope(x: &mut [f32], cos: &[f32], sin: &[f32], layout: RopeLayout) {
     let half = x.len() / 2;
     for i in 0..half {
         let (a, b) = match layout {
