@@ -29,6 +29,9 @@ export VLM_REQUIRE_OPENAI_CLIENT=1
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --lib --tests --features ffi -- -D warnings
+# The UniFFI interface and the uniffi-bindgen tool (tests/bindings.rs runs the Python binding
+# with python3 and checks the committed Swift/Kotlin sources).
+cargo clippy --locked --lib --bins --tests --features uniffi-bindgen -- -D warnings
 cargo test --locked
 # Examples and benches must keep building against the public API.
 cargo build --locked --examples --benches

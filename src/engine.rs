@@ -7,8 +7,10 @@ use std::sync::{Arc, OnceLock};
 use candle_core::{DType, Device, Tensor};
 
 use crate::config::{CheckpointConfig, Family};
+use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::generate::constraint::ConstraintCompiler;
+use crate::generate::{LoadStage, Progress};
 use crate::model::{RopeLayout, SmolVlm};
 use crate::processor::chat::Message;
 use crate::processor::image::ImageInput;
@@ -136,6 +138,10 @@ pub struct EngineOptions {
     /// How the vision tower computes; `None` picks [`VisionCompute::Bf16Dot`] for an f32
     /// model on CPUs with AVX-512 BF16 and [`VisionCompute::Reference`] otherwise.
     pub vision_compute: Option<VisionCompute>,
+    /// Where the model computes (the CPU unless told otherwise). A GPU needs its backend
+    /// compiled in (feature `cuda` or `metal`); without it, loading fails with
+    /// [`Error::DeviceNotCompiled`].
+    pub device: DeviceChoice,
     /// How prompt blocks are multiplied; `None` picks [`PrefillCompute::Bf16Dot`] for an f32
     /// model on CPUs with AVX-512 BF16 and [`PrefillCompute::Reference`] otherwise.
     pub prefill_compute: Option<PrefillCompute>,
@@ -189,7 +195,24 @@ pub struct Engine {
 impl Engine {
     /// Loads a model.
     pub fn load(source: ModelSource, opts: EngineOptions) -> Result<Engine> {
-        let device = Device::Cpu;
+        Engine::load_with_progress(source, opts, &mut |_| {})
+    }
+
+    /// Loads a model, telling `on_progress` as each step ([`LoadStage`]) finishes, in order:
+    /// configuration and tokenizer, weights, model.
+    pub fn load_with_progress(
+        source: ModelSource,
+        opts: EngineOptions,
+        on_progress: &mut dyn FnMut(Progress),
+    ) -> Result<Engine> {
+        let mut finished = |stage: LoadStage| {
+            on_progress(Progress::Load {
+                stage,
+                done: stage as usize + 1,
+                total: LoadStage::ALL.len(),
+            })
+        };
+        let device = opts.device.open()?;
         let dtype = opts.precision.unwrap_or(Precision::F32).dtype();
         if matches!(source, ModelSource::Gguf { .. }) && opts.quant.is_some() {
             return Err(Error::InvalidOption {
@@ -201,6 +224,7 @@ impl Engine {
         }
         let parts = read_model(&source, opts.image_limits, true)?;
         let (config, processor) = (parts.config, parts.processor);
+        finished(LoadStage::Config);
         let weights = match (&source, parts.gguf) {
             (_, Some(pair)) => Weights::from_gguf(Arc::new(pair), dtype, &device),
             (ModelSource::Dir(dir), None) => {
@@ -219,6 +243,7 @@ impl Engine {
                 })
             }
         };
+        finished(LoadStage::Weights);
         let describe = parts.describe;
         // llama.cpp's converter permutes GGUF Q/K rows so that adjacent-pair RoPE reproduces
         // Hugging Face's split-half rotation: the layout follows the weight source.
@@ -246,6 +271,8 @@ impl Engine {
             PrefillCompute::Bf16Dot if model.use_bf16_prefill() => PrefillCompute::Bf16Dot,
             _ => PrefillCompute::Reference,
         };
+
+        finished(LoadStage::Model);
 
         let mut eos_ids = config.generation.eos_token_ids.clone();
         let by_name = [

@@ -75,6 +75,23 @@ pub enum Error {
         /// `repo/file` of every missing file, with its size when known.
         missing: Vec<String>,
     },
+    /// The chosen device's backend is not in this build (see [`crate::DeviceChoice`]).
+    #[error("device `{device}` is not compiled in; rebuild vlm with `--features {feature}`")]
+    DeviceNotCompiled {
+        /// The device, e.g. `cuda:0`.
+        device: String,
+        /// The cargo feature that adds its backend.
+        feature: &'static str,
+    },
+    /// The chosen device's backend is built in but the device cannot be opened (no such GPU,
+    /// no driver).
+    #[error("device `{device}`: {problem}")]
+    Device {
+        /// The device, e.g. `cuda:1`.
+        device: String,
+        /// What the backend reported.
+        problem: String,
+    },
 
     // ---- input: the caller passed something unusable ----
     /// An image could not be read or decoded, or is too large.
@@ -168,7 +185,9 @@ impl Error {
             | Error::Tokenizer(_)
             | Error::Template(_)
             | Error::Hub { .. }
-            | Error::NotCached { .. } => Category::Load,
+            | Error::NotCached { .. }
+            | Error::DeviceNotCompiled { .. }
+            | Error::Device { .. } => Category::Load,
             Error::Image { .. }
             | Error::UnknownModel { .. }
             | Error::ImageCount { .. }

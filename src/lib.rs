@@ -42,6 +42,7 @@ extern crate intel_mkl_src;
 
 pub mod apps;
 pub mod config;
+pub mod device;
 pub mod embed;
 pub mod engine;
 pub mod error;
@@ -58,15 +59,22 @@ pub mod server;
 pub mod session;
 pub mod synthetic;
 pub mod threads;
+#[cfg(feature = "uniffi")]
+pub mod uniffi_api;
 pub mod weights;
 
+// The UniFFI scaffolding (namespace `vlm`) that the exported items of `uniffi_api` plug into.
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!("vlm");
+
+pub use device::DeviceChoice;
 pub use engine::{
     Engine, EngineOptions, ModelInfo, ModelSource, Precision, PrefillCompute, VisionCompute,
 };
 pub use error::{Category, Error, Result};
 pub use generate::{
-    CancelToken, Constraint, Event, FinishReason, GenerateOptions, Generation, Progress, Sampling,
-    Timings, Usage,
+    CancelToken, Constraint, Event, FinishReason, GenerateOptions, Generation, LoadStage, Progress,
+    Sampling, Timings, Usage,
 };
 pub use processor::chat::{Content, Message, Role};
 pub use processor::image::{ImageInput, ImageLimits};

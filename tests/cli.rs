@@ -253,6 +253,40 @@ fn bad_options_and_long_prompts_fail_with_one_clear_line() {
 }
 
 #[test]
+fn devices_not_compiled_in_or_misspelt_fail_with_one_clear_line() {
+    let model = model_dir("tiny-smolvlm");
+    let run = |device: &str| {
+        vlm(&[
+            "describe",
+            path(&image("landscape.png")),
+            "-m",
+            path(&model),
+            "--device",
+            device,
+        ])
+    };
+    #[cfg(not(feature = "cuda"))]
+    assert_fails(
+        &run("cuda:1"),
+        1,
+        "device `cuda:1` is not compiled in; rebuild vlm with `--features cuda`",
+    );
+    #[cfg(not(feature = "metal"))]
+    assert_fails(&run("metal"), 1, "`--features metal`");
+    assert_fails(
+        &run("gpu"),
+        2,
+        "invalid option `device`: `gpu` is not a device",
+    );
+    let out = run("cpu");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn gguf_models_run_and_a_text_gguf_refuses_images() {
     let dir = fixtures().join("gguf");
     let text = dir.join("tiny-smolvlm-f32.gguf");

@@ -35,5 +35,9 @@ mod ffi;
 // `vlm serve`: the OpenAI-compatible API and background jobs over real HTTP.
 #[cfg(feature = "server")]
 mod serve;
+// Loading: progress steps, devices not compiled in.
+mod engine_load;
+// The UniFFI bindings: Python against the tiny model, committed Swift/Kotlin sources current.
+mod bindings;
 // The examples' logic (streaming and cancellation, multi-turn chat, raw camera frames).
 mod examples;

@@ -52,6 +52,10 @@ pub struct ModelArgs {
     /// Refuse images whose header declares more pixels than this.
     #[arg(long, value_name = "PIXELS", default_value_t = 100_000_000)]
     pub max_image_pixels: u64,
+    /// Where to compute: cpu, cuda[:N] or metal[:N]. A GPU needs vlm built with the `cuda` or
+    /// `metal` feature. On x86-64 CPUs the AVX-512 or AVX2 kernels are picked at run time.
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    pub device: String,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +137,7 @@ impl ModelArgs {
             }),
             image_limits: self.image_limits(),
             max_context: self.ctx,
+            device: self.device.parse()?,
             quant,
             vision_compute: self.vision_compute.map(|v| match v {
                 ComputeArg::Reference => vlm::VisionCompute::Reference,

@@ -149,10 +149,36 @@ pub struct Generation {
     pub timings: Timings,
 }
 
-/// Progress reports during a generation.
+/// The steps of loading a model, in the order [`Progress::Load`] reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadStage {
+    /// Configuration, tokenizer and chat template read (and GGUF headers parsed).
+    Config,
+    /// Weight files opened and memory-mapped, or a synthetic model's weights generated.
+    Weights,
+    /// The model built from them: tensors converted, quantized or packed for the kernels.
+    Model,
+}
+
+impl LoadStage {
+    /// Every stage, in order.
+    pub const ALL: [LoadStage; 3] = [LoadStage::Config, LoadStage::Weights, LoadStage::Model];
+}
+
+/// Progress reports while a model loads ([`crate::Engine::load_with_progress`]) and during a
+/// generation ([`crate::Session::send_streaming`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum Progress {
+    /// A step of loading the model finished.
+    Load {
+        /// The step that finished.
+        stage: LoadStage,
+        /// Steps finished, this one included.
+        done: usize,
+        /// Steps in all ([`LoadStage::ALL`]).
+        total: usize,
+    },
     /// Views of the images encoded so far.
     EncodeViews {
         /// Views done.
