@@ -3,7 +3,6 @@
 //! `file://` URLs and paths only inside the `--allow-local-files` directory, after resolving
 //! `..` and symbolic links, so nothing outside it can be named.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -110,6 +109,7 @@ impl ImagePolicy {
 
     #[cfg(feature = "hub")]
     fn remote(&self, url: &str, param: &str) -> Result<Vec<u8>, ApiError> {
+        use std::io::Read;
         if !self.allow_remote {
             return Err(remote_off(param));
         }

@@ -227,10 +227,8 @@ impl Jobs {
                     continue;
                 }
             };
-            match job.state {
-                State::Queued => queued.push((job.created_at, job.id.clone())),
-                State::Running => {}
-                _ => {}
+            if job.state == State::Queued {
+                queued.push((job.created_at, job.id.clone()));
             }
             inner.jobs.insert(job.id.clone(), job);
         }
