@@ -708,3 +708,55 @@ fn the_official_openai_python_client_works() {
         assert!(stdout.contains(check), "`{check}` missing from: {stdout}");
     }
 }
+
+/// Serves `body` to every connection on a loopback port, as a minimal image host.
+fn image_host(body: Vec<u8>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    addr
+}
+
+#[test]
+fn remote_images_are_fetched_with_the_flag_and_capped() {
+    let png = std::fs::read(image_path("landscape.png")).unwrap();
+    let host = image_host(png.clone());
+    let url = format!("http://{host}/landscape.png");
+    let img = json!([{"type": "image_url", "image_url": {"url": url}},
+                     {"type": "text", "text": "Describe this image."}]);
+    let inline = json!([{"type": "image_url", "image_url": {"url": data_url("landscape.png")}},
+                        {"type": "text", "text": "Describe this image."}]);
+
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &["--allow-remote-images"]);
+    let fetched = answer(&server.post("/v1/chat/completions", None, &chat(img.clone(), 6)));
+    let sent = answer(&server.post("/v1/chat/completions", None, &chat(inline, 6)));
+    assert_eq!(
+        fetched, sent,
+        "the fetched image is not the one sent inline"
+    );
+    drop(server);
+
+    let cap = (png.len() - 1).to_string();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        data.path(),
+        &["--allow-remote-images", "--max-image-bytes", &cap],
+    );
+    server
+        .post("/v1/chat/completions", None, &chat(img, 6))
+        .assert_error(400, "larger than the server's limit");
+    server.assert_healthy();
+}
