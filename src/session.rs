@@ -234,7 +234,7 @@ impl Session {
         let room = inner.context_length - ids.len();
         let cache = &mut self.cache;
         let mut step = |id: u32| -> Result<Vec<f32>> {
-            let e = model.embed(&[id], None, 0)?;
+            let e = model.embed_generated(&[id])?;
             Ok(model.forward(&e, cache)?.to_vec1::<f32>()?)
         };
         let out = decode_loop(

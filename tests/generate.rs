@@ -215,3 +215,21 @@ fn streaming_never_splits_a_utf8_character() {
     assert_eq!(streamed, tok.decode(&ids, true).unwrap());
     assert_eq!(streamed, text);
 }
+
+/// A model may generate its own `<image>` token (the tiny fixture does on this prompt). As in
+/// transformers' `generate`, only the prompt's image tokens take image features: a generated
+/// one is embedded like any other token instead of failing for want of an image.
+#[test]
+fn a_generated_image_token_is_embedded_like_text() {
+    let engine = engine("tiny-smolvlm");
+    let image = engine.config().model.image_token_id;
+    let answer = engine
+        .session()
+        .send(Message::user([], "Why?"), &greedy(3))
+        .unwrap();
+    assert!(
+        answer.token_ids.contains(&image),
+        "the fixture no longer generates <image> here: {:?}",
+        answer.token_ids
+    );
+}

@@ -7,8 +7,10 @@ use vlm::{Engine, EngineOptions, ModelSource};
 use crate::common::{case, cases, max_abs_diff, model_dir};
 
 fn engine(model: &str, quant: QuantType) -> Engine {
+    // The reference prefill: these budgets measure the weight format alone.
     let opts = EngineOptions {
         quant: Some(quant),
+        prefill_compute: Some(vlm::PrefillCompute::Reference),
         ..Default::default()
     };
     Engine::load(ModelSource::dir(model_dir(model)), opts).unwrap()

@@ -163,42 +163,52 @@ impl Linear {
         }
     }
 
-    /// The weight and bias packed for the BF16 dot-product GEMM, read straight from the
-    /// stored rows (f32 or ggml blocks); `None` when the CPU lacks the instructions.
+    /// Calls `f` with a function that writes weight row `r` (`in` values, f32) into a
+    /// buffer: straight from f32 storage or ggml blocks, so packers never need an f32 copy of
+    /// the whole matrix (other dtypes are converted once).
+    pub(crate) fn with_rows<R>(
+        &self,
+        f: impl FnOnce(&(dyn Fn(usize, &mut [f32]) + Sync)) -> R,
+    ) -> Result<R> {
+        let (_, k) = self.dims()?;
+        match self {
+            Linear::Quant { matrix, .. } => Ok(f(&|r, buf| matrix.row(r, buf))),
+            Linear::Dense { weight, .. } => {
+                let (storage, layout) = weight.storage_and_layout();
+                if let (
+                    candle_core::Storage::Cpu(candle_core::CpuStorage::F32(w)),
+                    Some((start, end)),
+                ) = (&*storage, layout.contiguous_offsets())
+                {
+                    let w = &w[start..end];
+                    return Ok(f(&|r, buf| buf.copy_from_slice(&w[r * k..(r + 1) * k])));
+                }
+                drop(storage);
+                let (w, _) = self.to_f32()?;
+                Ok(f(&|r, buf| buf.copy_from_slice(&w[r * k..(r + 1) * k])))
+            }
+        }
+    }
+
+    /// The bias as f32 values, if any.
+    pub(crate) fn bias_f32(&self) -> Result<Option<Vec<f32>>> {
+        let (Linear::Dense { bias, .. } | Linear::Quant { bias, .. }) = self;
+        Ok(match bias {
+            Some(b) => Some(b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        })
+    }
+
+    /// The weight and bias packed for the BF16 dot-product GEMM; `None` when the CPU lacks
+    /// the instructions.
     pub(crate) fn pack_bf16(&self) -> Result<Option<PackedBf16>> {
         if !crate::model::gemm_bf16::available() {
             return Ok(None);
         }
         let (n, k) = self.dims()?;
-        let (packed, bias) = match (self.row_view(), self) {
-            (Some(RowView::Quant(m)), Linear::Quant { bias, .. }) => (
-                PackedBf16::from_row_fill(n, k, |r, buf| m.row(r, buf)),
-                bias,
-            ),
-            (Some(RowView::Dense { storage, start, .. }), Linear::Dense { bias, .. }) => {
-                let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(w)) = &*storage else {
-                    return Ok(None);
-                };
-                let w = &w[start..start + n * k];
-                let packed = PackedBf16::from_row_fill(n, k, |r, buf| {
-                    buf.copy_from_slice(&w[r * k..(r + 1) * k])
-                });
-                (packed, bias)
-            }
-            _ => {
-                let (w, bias) = self.to_f32()?;
-                let packed = PackedBf16::from_rows(&w, n, k);
-                return Ok(match bias {
-                    Some(b) => packed.and_then(|p| p.with_bias(&b)),
-                    None => packed,
-                });
-            }
-        };
-        Ok(match bias {
-            Some(b) => {
-                let b = b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                packed.and_then(|p| p.with_bias(&b))
-            }
+        let packed = self.with_rows(|fill| PackedBf16::from_row_fill(n, k, fill))?;
+        Ok(match self.bias_f32()? {
+            Some(b) => packed.and_then(|p| p.with_bias(&b)),
             None => packed,
         })
     }

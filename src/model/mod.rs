@@ -147,6 +147,13 @@ impl SmolVlm {
         vision.forward(&pixels, mask)
     }
 
+    /// Generated token ids → their embeddings `[1, T, D_t]`, image token included: as in
+    /// transformers' `generate`, only the prompt's image tokens take image features.
+    pub fn embed_generated(&self, ids: &[u32]) -> Result<Tensor> {
+        let ids_t = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        self.text.embed(&ids_t)
+    }
+
     /// Token ids → embeddings `[1, T, D_t]`, with image tokens replaced by `image_features`
     /// rows. `first_token` is the number of image tokens that precede `ids` in the conversation
     /// (the row of `image_features`, flattened, where `ids`' first image token starts), so a

@@ -161,15 +161,16 @@ impl VisionModel {
         if !crate::model::gemm_bf16::available() || self.bf16_layers.is_some() {
             return Ok(self.bf16_layers.is_some());
         }
+        if !self.layers.iter().all(bf16::Bf16Layer::supports) {
+            return Ok(false);
+        }
+        // Layer by layer, each original dropped once packed: the model never holds both
+        // copies of its weights at once.
         let mut packed = Vec::with_capacity(self.layers.len());
-        for layer in &self.layers {
-            match bf16::Bf16Layer::from_layer(layer)? {
-                Some(p) => packed.push(p),
-                None => return Ok(false),
-            }
+        for layer in std::mem::take(&mut self.layers) {
+            packed.push(bf16::Bf16Layer::from_layer(&layer)?);
         }
         self.bf16_layers = Some(packed);
-        self.layers.clear();
         Ok(true)
     }
 

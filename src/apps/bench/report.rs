@@ -75,6 +75,9 @@ pub struct Environment {
     pub dtype: String,
     /// Quantization applied at load (`--quant`), if any.
     pub quant: Option<String>,
+    /// How the vision tower and the prompt pass multiply: `reference` or `bf16-dot` each
+    /// (see [`crate::VisionCompute`], [`crate::PrefillCompute`]).
+    pub compute: String,
     /// `vlm` version and build commit.
     pub build: String,
 }
@@ -99,6 +102,10 @@ pub fn environment(info: &crate::ModelInfo) -> Environment {
         synthetic: info.synthetic,
         dtype: info.dtype.clone(),
         quant: info.quant.clone(),
+        compute: format!(
+            "vision {}, prefill {}",
+            info.vision_compute, info.prefill_compute
+        ),
         build: format!(
             "{} ({})",
             env!("CARGO_PKG_VERSION"),
@@ -148,12 +155,13 @@ pub fn markdown(env: &Environment, results: &[BenchResult]) -> String {
         ""
     };
     let mut s = format!(
-        "CPU: {} [{}], {} threads{candle}\nmodel: {} ({}{quant}){synthetic}\n\n| test | value | unit | median | samples |\n|---|---:|---|---:|---:|\n",
+        "CPU: {} [{}], {} threads{candle}\nmodel: {} ({}{quant}; {}){synthetic}\n\n| test | value | unit | median | samples |\n|---|---:|---|---:|---:|\n",
         env.cpu,
         env.cpu_features.join(" "),
         env.threads,
         env.model,
-        env.dtype
+        env.dtype,
+        env.compute
     );
     for r in results {
         s.push_str(&format!(
@@ -174,17 +182,18 @@ pub fn markdown(env: &Environment, results: &[BenchResult]) -> String {
 pub fn csv(env: &Environment, results: &[BenchResult]) -> String {
     let quote = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
     let mut s = String::from(
-        "cpu,threads,model,synthetic,dtype,quant,build,test,unit,mean,stddev,median,samples\n",
+        "cpu,threads,model,synthetic,dtype,quant,compute,build,test,unit,mean,stddev,median,samples\n",
     );
     for r in results {
         s.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             quote(&env.cpu),
             env.threads,
             quote(&env.model),
             env.synthetic,
             env.dtype,
             env.quant.as_deref().unwrap_or(""),
+            quote(&env.compute),
             quote(&env.build),
             quote(&r.test),
             r.unit,
@@ -222,6 +231,7 @@ mod tests {
             synthetic: true,
             dtype: "f32".into(),
             quant: Some("q8_0".into()),
+            compute: "vision bf16-dot, prefill reference".into(),
             build: "0.1.0 (abc)".into(),
         };
         let r = vec![BenchResult::new(
@@ -238,7 +248,10 @@ mod tests {
         assert!(md.ends_with("build: 0.1.0 (abc)\n"));
         assert!(md.contains("CPU: cpu, \"x\" [avx2], 2 threads\n"), "{md}");
         assert!(
-            md.contains("model: synthetic:256m (f32, weights q8_0) [synthetic: random weights"),
+            md.contains(
+                "model: synthetic:256m (f32, weights q8_0; vision bf16-dot, prefill reference) \
+                 [synthetic: random weights"
+            ),
             "{md}"
         );
         let c = csv(&env, &r);

@@ -32,18 +32,9 @@ pub(super) struct Bf16Layer {
     head_dim: usize,
 }
 
-/// A [`Linear`]'s weight `[out, in]` and bias as f32.
-fn dense(lin: &Linear) -> Result<(Vec<f32>, Vec<f32>, usize, usize)> {
-    let (n, k) = lin.dims()?;
-    let (w, b) = lin.to_f32()?;
-    Ok((w, b.unwrap_or_else(|| vec![0.0; n]), n, k))
-}
-
 fn packed(lin: &Linear) -> Result<PackedBf16> {
-    let (w, b, n, k) = dense(lin)?;
-    PackedBf16::from_rows(&w, n, k)
-        .and_then(|p| p.with_bias(&b))
-        .ok_or_else(|| shape_error(n, k))
+    let (n, k) = lin.dims()?;
+    lin.pack_bf16()?.ok_or_else(|| shape_error(n, k))
 }
 
 fn shape_error(n: usize, k: usize) -> Error {
@@ -54,26 +45,42 @@ fn shape_error(n: usize, k: usize) -> Error {
 }
 
 impl Bf16Layer {
-    /// Packs a layer; `None` when its activation has no kernel here.
-    pub(super) fn from_layer(layer: &EncoderLayer) -> Result<Option<Self>> {
-        if layer.mlp.act != Activation::GeluTanh {
-            return Ok(None);
+    /// Whether a layer's activation has a kernel here.
+    pub(super) fn supports(layer: &EncoderLayer) -> bool {
+        layer.mlp.act == Activation::GeluTanh
+    }
+
+    /// Packs a layer that [`Bf16Layer::supports`].
+    pub(super) fn from_layer(layer: &EncoderLayer) -> Result<Self> {
+        if !Self::supports(layer) {
+            return Err(Error::InvalidOption {
+                name: "vision kernels",
+                reason: format!("no BF16 kernel for the {:?} activation", layer.mlp.act),
+            });
         }
         let a = &layer.self_attn;
-        let (wq, bq, d, _) = dense(&a.q_proj)?;
-        let (wk, bk, _, _) = dense(&a.k_proj)?;
-        let (wv, bv, _, _) = dense(&a.v_proj)?;
-        let qkv = PackedBf16::pack(3 * d, d, |row, col| {
-            let (w, r) = match row / d {
-                0 => (&wq, row),
-                1 => (&wk, row - d),
-                _ => (&wv, row - 2 * d),
-            };
-            w[r * d + col]
-        })
-        .and_then(|p| p.with_bias(&[bq, bk, bv].concat()))
-        .ok_or_else(|| shape_error(3 * d, d))?;
-        Ok(Some(Bf16Layer {
+        let (d, _) = a.q_proj.dims()?;
+        // q, k and v stacked into one [3·D, D] matrix: one product, one pass over the rows.
+        let qkv = a.q_proj.with_rows(|q| {
+            a.k_proj.with_rows(|k| {
+                a.v_proj.with_rows(|v| {
+                    PackedBf16::from_row_fill(3 * d, d, |r, buf| match r / d {
+                        0 => q(r, buf),
+                        1 => k(r - d, buf),
+                        _ => v(r - 2 * d, buf),
+                    })
+                })
+            })
+        })???;
+        let bias = [&a.q_proj, &a.k_proj, &a.v_proj]
+            .iter()
+            .map(|l| Ok(l.bias_f32()?.unwrap_or_else(|| vec![0.0; d])))
+            .collect::<Result<Vec<_>>>()?
+            .concat();
+        let qkv = qkv
+            .and_then(|p| p.with_bias(&bias))
+            .ok_or_else(|| shape_error(3 * d, d))?;
+        Ok(Bf16Layer {
             norm1: layer.layer_norm1.params()?,
             norm2: layer.layer_norm2.params()?,
             qkv,
@@ -82,7 +89,7 @@ impl Bf16Layer {
             fc2: packed(&layer.mlp.fc2)?,
             heads: a.heads,
             head_dim: a.head_dim,
-        }))
+        })
     }
 
     /// `x` (`[l, D]`, one image) through the layer, in place.
