@@ -22,7 +22,17 @@ use crate::synthetic::Preset;
 use crate::weights::gguf::{GgufFile, Value};
 use crate::weights::{safetensors_files, GgufPair, QuantPolicy, QuantType, Weights};
 
-/// Where a model comes from.
+/// Where a model comes from. Nothing is opened until [`Engine::load`].
+///
+/// ```
+/// use vlm::{synthetic::Preset, ModelSource};
+///
+/// let checkpoint = ModelSource::dir("models/SmolVLM2-256M-Video-Instruct");
+/// let pair = ModelSource::gguf("SmolVLM2-256M-Q8_0.gguf", Some("mmproj-SmolVLM2-256M-Q8_0.gguf".into()));
+/// let random = ModelSource::synthetic(Preset::Tiny);
+/// assert!(matches!(pair, ModelSource::Gguf { config_dir: None, .. }));
+/// # let _ = (checkpoint, random);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ModelSource {
@@ -46,11 +56,29 @@ pub enum ModelSource {
 
 impl ModelSource {
     /// A local Hugging Face checkpoint directory.
+    ///
+    /// ```
+    /// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/models/tiny-smolvlm");
+    /// let engine = vlm::Engine::load(vlm::ModelSource::dir(dir), Default::default())?;
+    /// assert_eq!(engine.info().family, "smolvlm");
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
     pub fn dir(path: impl Into<PathBuf>) -> Self {
         ModelSource::Dir(path.into())
     }
 
     /// A GGUF pair (or a text-only GGUF when `mmproj` is `None`).
+    ///
+    /// ```
+    /// let gguf = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gguf");
+    /// let source = vlm::ModelSource::gguf(
+    ///     format!("{gguf}/tiny-smolvlm-q8_0.gguf"),
+    ///     Some(format!("{gguf}/mmproj-tiny-smolvlm-q8_0.gguf").into()),
+    /// );
+    /// let engine = vlm::Engine::load(source, Default::default())?;
+    /// assert!(engine.info().vision);
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
     pub fn gguf(model: impl Into<PathBuf>, mmproj: Option<PathBuf>) -> Self {
         ModelSource::Gguf {
             model: model.into(),
@@ -60,12 +88,30 @@ impl ModelSource {
     }
 
     /// A synthetic model (`synthetic:256m`, …): random weights built in memory.
+    ///
+    /// ```
+    /// use vlm::{synthetic::Preset, Engine, ModelSource};
+    ///
+    /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+    /// assert!(engine.info().synthetic);
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
     pub fn synthetic(preset: Preset) -> Self {
         ModelSource::Synthetic(preset)
     }
 
     /// A GGUF pair whose configuration, tokenizer and processor come from the original
     /// checkpoint's JSON files in `config_dir`.
+    ///
+    /// ```no_run
+    /// let source = vlm::ModelSource::gguf_with_config(
+    ///     "SmolVLM2-256M-Video-Instruct-Q8_0.gguf",
+    ///     Some("mmproj-SmolVLM2-256M-Video-Instruct-Q8_0.gguf".into()),
+    ///     "SmolVLM2-256M-Video-Instruct", // config.json, tokenizer.json, … of the original
+    /// );
+    /// let engine = vlm::Engine::load(source, Default::default())?;
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
     pub fn gguf_with_config(
         model: impl Into<PathBuf>,
         mmproj: Option<PathBuf>,
@@ -79,7 +125,16 @@ impl ModelSource {
     }
 }
 
-/// Compute precision of the weights and activations.
+/// Compute precision of the weights and activations ([`EngineOptions::precision`]).
+///
+/// ```
+/// use vlm::{synthetic::Preset, Engine, EngineOptions, ModelSource, Precision};
+///
+/// let opts = EngineOptions { precision: Some(Precision::Bf16), ..Default::default() };
+/// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), opts)?;
+/// assert_eq!(engine.info().dtype, "bf16");
+/// # Ok::<(), vlm::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
     /// 32-bit float (the default on CPU; the reference precision).
@@ -100,7 +155,16 @@ impl Precision {
     }
 }
 
-/// How the vision tower computes on the CPU.
+/// How the vision tower computes on the CPU ([`EngineOptions::vision_compute`]).
+///
+/// ```
+/// use vlm::{synthetic::Preset, Engine, EngineOptions, ModelSource, VisionCompute};
+///
+/// let opts = EngineOptions { vision_compute: Some(VisionCompute::Reference), ..Default::default() };
+/// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), opts)?;
+/// assert_eq!(engine.info().vision_compute, "reference");
+/// # Ok::<(), vlm::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VisionCompute {
     /// The model's precision through Candle's kernels: in f32, transformers' arithmetic up
@@ -124,7 +188,17 @@ pub enum PrefillCompute {
     Bf16Dot,
 }
 
-/// How to load a model.
+/// How to load a model. Every field has a default ([`Default`]): f32 on the CPU, the model's
+/// own context window.
+///
+/// ```
+/// use vlm::{synthetic::Preset, DeviceChoice, Engine, EngineOptions, ModelSource};
+///
+/// let opts = EngineOptions { max_context: Some(512), device: DeviceChoice::Cpu, ..Default::default() };
+/// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), opts)?;
+/// assert_eq!(engine.info().context_length, 512);
+/// # Ok::<(), vlm::Error>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EngineOptions {
     /// Compute precision; `None` picks f32 on CPU.
@@ -147,7 +221,17 @@ pub struct EngineOptions {
     pub prefill_compute: Option<PrefillCompute>,
 }
 
-/// Facts about a loaded model.
+/// Facts about a loaded model ([`Engine::info`]).
+///
+/// ```
+/// use vlm::{synthetic::Preset, Engine, ModelSource};
+///
+/// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+/// let info = engine.info();
+/// assert_eq!((info.family, info.dtype.as_str(), info.vision), ("smolvlm", "f32", true));
+/// assert!(info.image_seq_len > 0 && info.tile_size > 0);
+/// # Ok::<(), vlm::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ModelInfo {
     /// `smolvlm` or `idefics3`.
@@ -186,20 +270,61 @@ pub(crate) struct EngineInner {
     pub constraints: OnceLock<std::result::Result<Arc<ConstraintCompiler>, String>>,
 }
 
-/// A loaded model. Cheap to clone; `Send + Sync`.
+/// A loaded model. Cheap to clone; `Send + Sync`: load it once and share it between threads,
+/// each conversation in its own [`Session`].
+///
+/// ```
+/// use vlm::{synthetic::Preset, Engine, GenerateOptions, Message, ModelSource};
+///
+/// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+/// let opts = GenerateOptions { max_new_tokens: 4, ..Default::default() };
+/// let workers: Vec<_> = (0..2)
+///     .map(|i| {
+///         let engine = engine.clone();
+///         let opts = opts.clone();
+///         std::thread::spawn(move || engine.session().send(Message::user([], format!("Hi #{i}")), &opts))
+///     })
+///     .collect();
+/// for worker in workers {
+///     let answer = worker.join().expect("no panic")?;
+///     assert!(answer.usage.completion_tokens <= 4);
+/// }
+/// # Ok::<(), vlm::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) inner: Arc<EngineInner>,
 }
 
 impl Engine {
-    /// Loads a model.
+    /// Loads a model: reads its configuration and tokenizer, memory-maps its weights and
+    /// builds the model on [`EngineOptions::device`].
+    ///
+    /// ```
+    /// use vlm::{synthetic::Preset, Engine, EngineOptions, Error, ModelSource};
+    ///
+    /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), EngineOptions::default())?;
+    /// let missing = Engine::load(ModelSource::dir("no/such/model"), EngineOptions::default());
+    /// assert!(matches!(missing, Err(Error::MissingFile { .. })));
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
     pub fn load(source: ModelSource, opts: EngineOptions) -> Result<Engine> {
         Engine::load_with_progress(source, opts, &mut |_| {})
     }
 
     /// Loads a model, telling `on_progress` as each step ([`LoadStage`]) finishes, in order:
     /// configuration and tokenizer, weights, model.
+    ///
+    /// ```
+    /// use vlm::{synthetic::Preset, Engine, ModelSource, Progress};
+    ///
+    /// let engine = Engine::load_with_progress(ModelSource::synthetic(Preset::Tiny), Default::default(), &mut |p| {
+    ///     if let Progress::Load { stage, done, total } = p {
+    ///         eprintln!("loading: {stage:?} ({done}/{total})");
+    ///     }
+    /// })?;
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
     pub fn load_with_progress(
         source: ModelSource,
         opts: EngineOptions,
@@ -329,6 +454,13 @@ impl Engine {
     }
 
     /// Facts about the loaded model.
+    ///
+    /// ```
+    /// # use vlm::{synthetic::Preset, Engine, ModelSource};
+    /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+    /// println!("{} from {}, {} tokens of context", engine.info().family, engine.info().source, engine.info().context_length);
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
     pub fn info(&self) -> &ModelInfo {
         &self.inner.info
     }
@@ -380,6 +512,16 @@ impl Engine {
     }
 
     /// A new conversation.
+    ///
+    /// ```
+    /// # use vlm::{synthetic::Preset, Engine, Message, ModelSource};
+    /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+    /// let mut session = engine.session();
+    /// let opts = vlm::GenerateOptions { max_new_tokens: 8, ..Default::default() };
+    /// session.send(Message::user([], "Hello"), &opts)?;
+    /// assert_eq!(session.history().len(), 2); // the message and the answer
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
     pub fn session(&self) -> Session {
         Session::new(self.clone())
     }

@@ -4,6 +4,19 @@ use std::path::PathBuf;
 
 /// Errors returned by every fallible function of `vlm`.
 ///
+/// ```
+/// use vlm::{Category, Engine, Error, ModelSource};
+///
+/// match Engine::load(ModelSource::dir("no/such/model"), Default::default()) {
+///     Err(e @ Error::MissingFile { .. }) => {
+///         assert_eq!(e.category(), Category::Load);
+///         assert_eq!(e.to_string(), "no/such/model: not found");
+///     }
+///     Err(e) => panic!("unexpected error: {e}"),
+///     Ok(_) => panic!("loaded a model that does not exist"),
+/// }
+/// ```
+///
 /// Variants are grouped by who can fix the problem (see [`Error::category`]):
 /// the model files, the caller's input, or the runtime. Messages are lowercase,
 /// name the offending file, tensor or option, and carry the values involved.
@@ -162,7 +175,15 @@ fn file_suffix(file: &str) -> String {
     }
 }
 
-/// Who can fix an [`Error`].
+/// Who can fix an [`Error`]: a command-line tool may exit with 1 for `Load` and `Runtime`
+/// and 2 for `Input`; a server may answer 503, 500 and 400.
+///
+/// ```
+/// use vlm::{Category, ImageInput};
+///
+/// let short = ImageInput::rgb8(2, 2, vec![0; 5]).unwrap_err();
+/// assert_eq!(short.category(), Category::Input);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Category {
     /// The model files are missing, corrupt or of an unsupported kind.
@@ -175,6 +196,12 @@ pub enum Category {
 
 impl Error {
     /// Which party can fix this error.
+    ///
+    /// ```
+    /// # use vlm::{Category, Error};
+    /// let e = Error::InvalidOption { name: "max-tokens", reason: "0 would generate nothing".into() };
+    /// assert_eq!(e.category(), Category::Input);
+    /// ```
     pub fn category(&self) -> Category {
         match self {
             Error::MissingFile { .. }

@@ -67,7 +67,24 @@ struct KnownImage {
     embedding: ImageEmbedding,
 }
 
-/// A conversation with a model.
+/// A conversation with a model: its messages, the features of its images and the KV cache of
+/// what the model has read, so that each turn runs only its new tokens. Made by
+/// [`Engine::session`]; use one from one thread at a time (it is `Send`).
+///
+/// ```
+/// use vlm::{synthetic::Preset, Engine, GenerateOptions, ImageInput, Message, ModelSource};
+///
+/// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+/// let opts = GenerateOptions { max_new_tokens: 4, ..Default::default() };
+/// let mut chat = engine.session();
+/// let photo = ImageInput::rgb8(96, 64, vec![30; 96 * 64 * 3])?;
+/// let first = chat.send(Message::user([photo], "What is in the picture?"), &opts)?;
+/// let second = chat.send(Message::user([], "And what colour is it?"), &opts)?;
+/// // The second turn reuses the cached image and first exchange.
+/// assert!(second.usage.prefill_tokens < second.usage.prompt_tokens);
+/// assert!(second.usage.prompt_tokens > first.usage.prompt_tokens);
+/// # Ok::<(), vlm::Error>(())
+/// ```
 pub struct Session {
     engine: Engine,
     history: Vec<Message>,
@@ -103,6 +120,18 @@ impl Session {
     }
 
     /// The messages so far (the model's answers included).
+    ///
+    /// ```
+    /// # use vlm::{synthetic::Preset, Engine, Message, ModelSource, Role};
+    /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+    /// let mut session = engine.session();
+    /// let opts = vlm::GenerateOptions { max_new_tokens: 8, ..Default::default() };
+    /// let answer = session.send(Message::user([], "Hi"), &opts)?;
+    /// let roles: Vec<Role> = session.history().iter().map(|m| m.role).collect();
+    /// assert_eq!(roles, [Role::User, Role::Assistant]);
+    /// assert_eq!(session.history()[1], Message::assistant(answer.text));
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
     pub fn history(&self) -> &[Message] {
         &self.history
     }
@@ -110,11 +139,37 @@ impl Session {
     /// Appends a message to the conversation without generating, e.g. to restore a saved
     /// conversation or to supply an earlier answer. Its images are processed at the next
     /// [`Session::send`].
+    ///
+    /// ```
+    /// # use vlm::{synthetic::Preset, Engine, Message, ModelSource};
+    /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+    /// let mut session = engine.session();
+    /// session.push(Message::system("Answer in one word."));
+    /// session.push(Message::user([], "Capital of France?"));
+    /// session.push(Message::assistant("Paris"));
+    /// let opts = vlm::GenerateOptions { max_new_tokens: 8, ..Default::default() };
+    /// session.send(Message::user([], "And of Italy?"), &opts)?;
+    /// assert_eq!(session.history().len(), 5);
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
     pub fn push(&mut self, message: Message) {
         self.history.push(message);
     }
 
     /// Forgets the conversation (supplied image embeddings included).
+    ///
+    /// ```
+    /// # use vlm::{synthetic::Preset, Engine, Message, ModelSource};
+    /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+    /// let mut session = engine.session();
+    /// let opts = vlm::GenerateOptions { max_new_tokens: 8, ..Default::default() };
+    /// let first = session.send(Message::user([], "Hi"), &opts)?;
+    /// session.reset();
+    /// assert!(session.history().is_empty());
+    /// let again = session.send(Message::user([], "Hi"), &opts)?;
+    /// assert_eq!(again.text, first.text); // greedy decoding, same conversation
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
     pub fn reset(&mut self) {
         self.history.clear();
         self.images.clear();
@@ -126,6 +181,30 @@ impl Session {
     /// Supplies the features of `image` (for example from a cache of embeddings), so that the
     /// next message containing an equal [`ImageInput`] does not run the vision tower. The
     /// embedding is used as given, whatever the image-splitting option of that message.
+    ///
+    /// ```
+    /// # use vlm::{synthetic::Preset, Engine, ImageInput, Message, ModelSource};
+    /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+    /// let shot = ImageInput::rgb8(64, 64, vec![7; 64 * 64 * 3])?;
+    /// let embedding = engine.embed_image(&shot, None)?; // e.g. computed once, kept in a cache
+    /// let mut session = engine.session();
+    /// session.provide_image(shot.clone(), embedding);
+    /// let mut encoded = 0;
+    /// let answer = session.send_streaming(
+    ///     Message::user([shot], "What is this?"),
+    ///     &vlm::GenerateOptions { max_new_tokens: 8, ..Default::default() },
+    ///     &vlm::CancelToken::new(),
+    ///     &mut |event| {
+    ///         if let vlm::Event::Progress(vlm::Progress::EncodeViews { done, .. }) = event {
+    ///             encoded = done;
+    ///         }
+    ///         std::ops::ControlFlow::Continue(())
+    ///     },
+    /// )?;
+    /// assert_eq!(encoded, 0); // the vision tower did not run
+    /// assert!(answer.usage.image_tokens > 0);
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
     pub fn provide_image(&mut self, image: ImageInput, embedding: ImageEmbedding) {
         self.pending.push(KnownImage {
             input: image,
@@ -166,6 +245,19 @@ impl Session {
     /// conversation. A later message that starts the same way (the same images first) then
     /// reuses both the image features and the cached prompt tokens. Returns the token counts
     /// (`completion_tokens` is 0) and the stage timings of the work done.
+    ///
+    /// ```
+    /// # use vlm::{synthetic::Preset, Engine, ImageInput, Message, ModelSource};
+    /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+    /// let shot = ImageInput::rgb8(64, 64, vec![99; 64 * 64 * 3])?;
+    /// let mut session = engine.session();
+    /// let opts = vlm::GenerateOptions { max_new_tokens: 8, ..Default::default() };
+    /// let (usage, _) = session.prefill(&Message::user([shot.clone()], ""), &opts)?;
+    /// assert_eq!(usage.completion_tokens, 0);
+    /// let answer = session.send(Message::user([shot], "What is it?"), &opts)?;
+    /// assert!(answer.usage.prefill_tokens < answer.usage.prompt_tokens);
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
     pub fn prefill(
         &mut self,
         message: &Message,
@@ -191,6 +283,16 @@ impl Session {
     }
 
     /// Sends a message and waits for the whole answer.
+    ///
+    /// ```
+    /// # use vlm::{synthetic::Preset, Engine, GenerateOptions, ImageInput, Message, ModelSource};
+    /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+    /// let frame = ImageInput::rgb8(64, 48, vec![128; 64 * 48 * 3])?;
+    /// let opts = GenerateOptions { max_new_tokens: 16, ..Default::default() };
+    /// let answer = engine.session().send(Message::user([frame], "Describe this image."), &opts)?;
+    /// println!("{}", answer.text);
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
     pub fn send(&mut self, message: Message, opts: &GenerateOptions) -> Result<Generation> {
         self.send_streaming(message, opts, &CancelToken::new(), &mut |_| {
             ControlFlow::Continue(())
@@ -200,6 +302,34 @@ impl Session {
     /// Sends a message; `on_event` sees text as it is produced and progress of the stages.
     /// Returning `ControlFlow::Break` from it, or cancelling `cancel`, ends the generation with
     /// [`crate::FinishReason::Cancelled`]. On error the conversation is left as it was.
+    ///
+    /// ```
+    /// use std::ops::ControlFlow;
+    /// use vlm::{synthetic::Preset, CancelToken, Engine, Event, FinishReason, GenerateOptions};
+    /// use vlm::{Message, ModelSource};
+    ///
+    /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+    /// let opts = GenerateOptions { max_new_tokens: 50, ignore_eos: true, ..Default::default() };
+    /// let mut pieces = Vec::new();
+    /// let answer = engine.session().send_streaming(
+    ///     Message::user([], "Tell me a story."),
+    ///     &opts,
+    ///     &CancelToken::new(),
+    ///     &mut |event| match event {
+    ///         // Stop after three pieces of text, as a reader who has seen enough would.
+    ///         Event::Token(text) => {
+    ///             pieces.push(text.to_string());
+    ///             if pieces.len() == 3 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    ///         }
+    ///         _ => ControlFlow::Continue(()),
+    ///     },
+    /// )?;
+    /// if pieces.len() == 3 {
+    ///     assert_eq!(answer.finish, FinishReason::Cancelled);
+    /// }
+    /// assert_eq!(pieces.concat(), answer.text);
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
     pub fn send_streaming(
         &mut self,
         message: Message,

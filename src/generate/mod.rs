@@ -18,6 +18,19 @@ pub use sampler::{Sampler, Sampling};
 use crate::error::{Error, Result};
 
 /// Options of one generation.
+///
+/// ```
+/// use vlm::{GenerateOptions, Sampling};
+///
+/// let opts = GenerateOptions {
+///     max_new_tokens: 64,
+///     sampling: Sampling::Random { temperature: 0.7, top_k: Some(40), top_p: Some(0.9), min_p: None },
+///     stop: vec!["\n\n".into()],
+///     ..GenerateOptions::default()
+/// };
+/// opts.validate()?;
+/// # Ok::<(), vlm::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateOptions {
     /// Upper bound on generated tokens (at least 1).
@@ -54,7 +67,12 @@ impl Default for GenerateOptions {
 }
 
 impl GenerateOptions {
-    /// Checks every option is in its domain.
+    /// Checks every option is in its domain ([`crate::Session::send`] does too).
+    ///
+    /// ```
+    /// let none = vlm::GenerateOptions { max_new_tokens: 0, ..Default::default() };
+    /// assert!(matches!(none.validate(), Err(vlm::Error::InvalidOption { name: "max-tokens", .. })));
+    /// ```
     pub fn validate(&self) -> Result<()> {
         if self.max_new_tokens == 0 {
             return Err(Error::InvalidOption {
@@ -67,6 +85,16 @@ impl GenerateOptions {
 }
 
 /// Why generation ended.
+///
+/// ```
+/// use vlm::{synthetic::Preset, Engine, FinishReason, GenerateOptions, Message, ModelSource};
+///
+/// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+/// let opts = GenerateOptions { max_new_tokens: 3, ignore_eos: true, ..Default::default() };
+/// let answer = engine.session().send(Message::user([], "Count to ten."), &opts)?;
+/// assert_eq!(answer.finish, FinishReason::MaxTokens);
+/// # Ok::<(), vlm::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
@@ -82,7 +110,20 @@ pub enum FinishReason {
     Cancelled,
 }
 
-/// Token counts of one generation.
+/// Token counts of one generation ([`Generation::usage`]).
+///
+/// ```
+/// use vlm::{synthetic::Preset, Engine, GenerateOptions, ImageInput, Message, ModelSource};
+///
+/// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+/// let frame = ImageInput::rgb8(64, 64, vec![90; 64 * 64 * 3])?;
+/// let opts = GenerateOptions { max_new_tokens: 2, ignore_eos: true, ..Default::default() };
+/// let usage = engine.session().send(Message::user([frame], "What is this?"), &opts)?.usage;
+/// assert!(usage.image_tokens > 0 && usage.prompt_tokens > usage.image_tokens);
+/// assert_eq!(usage.prefill_tokens, usage.prompt_tokens); // a new session caches nothing
+/// assert_eq!(usage.completion_tokens, 2);
+/// # Ok::<(), vlm::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
     /// Tokens of the whole prompt, image tokens included.
@@ -95,7 +136,20 @@ pub struct Usage {
     pub completion_tokens: usize,
 }
 
-/// Wall-clock time per stage.
+/// Wall-clock time per stage ([`Generation::timings`]).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let t = vlm::Timings {
+///     preprocess: Duration::from_millis(5),
+///     vision: Duration::from_millis(40),
+///     prefill: Duration::from_millis(55),
+///     decode: Duration::from_secs(2),
+/// };
+/// assert_eq!(t.time_to_first_token(), Duration::from_millis(100));
+/// assert_eq!(t.decode_tokens_per_second(41), 20.0); // 40 steps after the first token
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Timings {
     /// Image decoding, resizing, tiling, template rendering and tokenization.
@@ -135,6 +189,17 @@ impl Timings {
 }
 
 /// The result of one generation.
+///
+/// ```
+/// use vlm::{synthetic::Preset, Engine, Message, ModelSource};
+///
+/// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+/// let opts = vlm::GenerateOptions { max_new_tokens: 8, ..Default::default() };
+/// let answer = engine.session().send(Message::user([], "Hello"), &opts)?;
+/// println!("{} ({:?}, {} tokens)", answer.text, answer.finish, answer.usage.completion_tokens);
+/// assert_eq!(answer.token_ids.len(), answer.usage.completion_tokens);
+/// # Ok::<(), vlm::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Generation {
     /// The generated text (special tokens skipped, cut before a stop string).
@@ -150,6 +215,20 @@ pub struct Generation {
 }
 
 /// The steps of loading a model, in the order [`Progress::Load`] reports them.
+///
+/// ```
+/// use vlm::{synthetic::Preset, Engine, LoadStage, ModelSource, Progress};
+///
+/// let mut stages = Vec::new();
+/// let source = ModelSource::synthetic(Preset::Tiny);
+/// Engine::load_with_progress(source, Default::default(), &mut |p| {
+///     if let Progress::Load { stage, .. } = p {
+///         stages.push(stage);
+///     }
+/// })?;
+/// assert_eq!(stages, LoadStage::ALL);
+/// # Ok::<(), vlm::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadStage {
     /// Configuration, tokenizer and chat template read (and GGUF headers parsed).
@@ -167,6 +246,31 @@ impl LoadStage {
 
 /// Progress reports while a model loads ([`crate::Engine::load_with_progress`]) and during a
 /// generation ([`crate::Session::send_streaming`]).
+///
+/// ```
+/// use std::ops::ControlFlow;
+/// use vlm::{synthetic::Preset, CancelToken, Engine, Event, ImageInput, Message, ModelSource, Progress};
+///
+/// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+/// let frame = ImageInput::rgb8(128, 64, vec![200; 128 * 64 * 3])?;
+/// let (mut views, mut prefill) = (0, 0);
+/// let opts = vlm::GenerateOptions { max_new_tokens: 4, ..Default::default() };
+/// engine.session().send_streaming(
+///     Message::user([frame], "Describe it."),
+///     &opts,
+///     &CancelToken::new(),
+///     &mut |event| {
+///         match event {
+///             Event::Progress(Progress::EncodeViews { done, total }) => views = done.max(total),
+///             Event::Progress(Progress::Prefill { tokens }) => prefill = tokens,
+///             _ => {}
+///         }
+///         ControlFlow::Continue(())
+///     },
+/// )?;
+/// assert!(views > 0 && prefill > 0);
+/// # Ok::<(), vlm::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum Progress {
@@ -194,6 +298,28 @@ pub enum Progress {
 }
 
 /// Something a streaming caller is told.
+///
+/// ```
+/// use std::ops::ControlFlow;
+/// use vlm::{synthetic::Preset, CancelToken, Engine, Event, GenerateOptions, Message, ModelSource};
+///
+/// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+/// let opts = GenerateOptions { max_new_tokens: 8, ..Default::default() };
+/// let mut streamed = String::new();
+/// let answer = engine.session().send_streaming(
+///     Message::user([], "Hi"),
+///     &opts,
+///     &CancelToken::new(),
+///     &mut |event| {
+///         if let Event::Token(text) = event {
+///             streamed.push_str(text);
+///         }
+///         ControlFlow::Continue(())
+///     },
+/// )?;
+/// assert_eq!(streamed, answer.text);
+/// # Ok::<(), vlm::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum Event<'a> {
@@ -205,11 +331,55 @@ pub enum Event<'a> {
 
 /// Cancels a generation from any thread; the generation then ends with
 /// [`FinishReason::Cancelled`] and the text so far.
+///
+/// ```
+/// use std::ops::ControlFlow;
+/// use std::{sync::mpsc, thread};
+/// use vlm::{synthetic::Preset, CancelToken, Engine, Event, FinishReason, GenerateOptions};
+/// use vlm::{Message, ModelSource, Progress};
+///
+/// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+/// let cancel = CancelToken::new();
+/// let (ask, asked) = mpsc::channel();
+/// let (done, stopped) = mpsc::channel();
+/// // Another thread (a UI's stop button) cancels when asked, and says when it has.
+/// let stopper = thread::spawn({
+///     let cancel = cancel.clone();
+///     move || {
+///         if asked.recv().is_ok() {
+///             cancel.cancel();
+///             done.send(()).ok();
+///         }
+///     }
+/// });
+/// let opts = GenerateOptions { max_new_tokens: 500, ignore_eos: true, ..Default::default() };
+/// let message = Message::user([], "Go on.");
+/// let answer = engine.session().send_streaming(message, &opts, &cancel, &mut |event| {
+///     if let Event::Progress(Progress::Prefill { .. }) = event {
+///         ask.send(()).ok();
+///         stopped.recv().ok();
+///     }
+///     ControlFlow::Continue(())
+/// })?;
+/// drop(ask);
+/// stopper.join().ok();
+/// assert_eq!(answer.finish, FinishReason::Cancelled);
+/// assert!(answer.usage.completion_tokens < 500);
+/// # Ok::<(), vlm::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct CancelToken(Arc<AtomicBool>);
 
 impl CancelToken {
     /// A token that is not cancelled.
+    ///
+    /// ```
+    /// let token = vlm::CancelToken::new();
+    /// let seen_elsewhere = token.clone(); // clones share the flag
+    /// assert!(!seen_elsewhere.is_cancelled());
+    /// token.cancel();
+    /// assert!(seen_elsewhere.is_cancelled());
+    /// ```
     pub fn new() -> Self {
         CancelToken::default()
     }

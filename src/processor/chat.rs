@@ -8,6 +8,14 @@ use crate::error::{Error, Result};
 use crate::processor::image::ImageInput;
 
 /// Who speaks a message.
+///
+/// ```
+/// use vlm::{Message, Role};
+///
+/// assert_eq!(Message::system("Be brief.").role, Role::System);
+/// assert_eq!(Message::user([], "Hi").role, Role::User);
+/// assert_eq!(Message::assistant("Hello!").role, Role::Assistant);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -20,6 +28,18 @@ pub enum Role {
 }
 
 /// One part of a message.
+///
+/// ```
+/// use vlm::{Content, ImageInput, Message, Role};
+///
+/// // Text around an image, in the order given (Message::user puts images first).
+/// let message = Message::new(Role::User, vec![
+///     Content::Text("Here is my desk:".into()),
+///     Content::Image(ImageInput::Path("desk.jpg".into())),
+///     Content::Text("What is missing?".into()),
+/// ]);
+/// assert_eq!(message.images().count(), 1);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Content {
     /// Plain text.
@@ -29,6 +49,14 @@ pub enum Content {
 }
 
 /// A chat message: a role and its parts in order.
+///
+/// ```
+/// use vlm::{Content, ImageInput, Message};
+///
+/// let photo = ImageInput::Path("photo.jpg".into());
+/// let message = Message::user([photo.clone()], "Describe this image.");
+/// assert_eq!(message.content, [Content::Image(photo), Content::Text("Describe this image.".into())]);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     /// Who speaks.
@@ -39,11 +67,25 @@ pub struct Message {
 
 impl Message {
     /// A message with the given parts.
+    ///
+    /// ```
+    /// # use vlm::{Content, Message, Role};
+    /// let m = Message::new(Role::User, vec![Content::Text("Hi".into())]);
+    /// assert_eq!(m, Message::user([], "Hi"));
+    /// ```
     pub fn new(role: Role, content: Vec<Content>) -> Self {
         Message { role, content }
     }
 
     /// A user message: the images first, then the text (the order SmolVLM was trained with).
+    ///
+    /// ```
+    /// # use vlm::{ImageInput, Message};
+    /// let (a, b) = (ImageInput::Path("a.png".into()), ImageInput::Path("b.png".into()));
+    /// let m = Message::user([a, b], "What changed between these two?");
+    /// assert_eq!(m.images().count(), 2);
+    /// assert_eq!(m.content.len(), 3);
+    /// ```
     pub fn user(images: impl IntoIterator<Item = ImageInput>, text: impl Into<String>) -> Self {
         let mut content: Vec<Content> = images.into_iter().map(Content::Image).collect();
         let text = text.into();
@@ -54,16 +96,34 @@ impl Message {
     }
 
     /// A system message.
+    ///
+    /// ```
+    /// # use vlm::{Content, Message};
+    /// let m = Message::system("Answer in French.");
+    /// assert_eq!(m.content, [Content::Text("Answer in French.".into())]);
+    /// ```
     pub fn system(text: impl Into<String>) -> Self {
         Message::new(Role::System, vec![Content::Text(text.into())])
     }
 
     /// An assistant message (an earlier answer).
+    ///
+    /// ```
+    /// # use vlm::{Message, Role};
+    /// let m = Message::assistant("A cat on a sofa.");
+    /// assert_eq!((m.role, m.images().count()), (Role::Assistant, 0));
+    /// ```
     pub fn assistant(text: impl Into<String>) -> Self {
         Message::new(Role::Assistant, vec![Content::Text(text.into())])
     }
 
     /// The images of this message, in order.
+    ///
+    /// ```
+    /// # use vlm::{ImageInput, Message};
+    /// let m = Message::user([ImageInput::Encoded(vec![1, 2, 3])], "What is it?");
+    /// assert_eq!(m.images().collect::<Vec<_>>(), [&ImageInput::Encoded(vec![1, 2, 3])]);
+    /// ```
     pub fn images(&self) -> impl Iterator<Item = &ImageInput> {
         self.content.iter().filter_map(|c| match c {
             Content::Image(img) => Some(img),

@@ -13,7 +13,19 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbIma
 
 use crate::error::{Error, Result};
 
-/// An image to process.
+/// An image to process: a file, the bytes of an encoded file, or raw RGB pixels. Nothing is
+/// read or decoded until the message that holds it is sent.
+///
+/// ```
+/// use vlm::ImageInput;
+///
+/// let from_disk = ImageInput::Path("photo.jpg".into());
+/// let png = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/landscape.png"))?;
+/// let from_memory = ImageInput::Encoded(png);
+/// let camera_frame = ImageInput::rgb8(4, 2, vec![0; 4 * 2 * 3])?;
+/// # let _ = (from_disk, from_memory, camera_frame);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageInput {
     /// A PNG, JPEG, WebP or GIF file (the format is read from the content, not the name).
@@ -62,7 +74,18 @@ impl ImageInput {
     }
 }
 
-/// Bounds on what [`load_image`] accepts.
+/// Bounds on what [`load_image`] accepts ([`crate::EngineOptions::image_limits`]).
+///
+/// ```
+/// use vlm::{synthetic::Preset, Engine, EngineOptions, Error, ImageInput, ImageLimits, Message, ModelSource};
+///
+/// let opts = EngineOptions { image_limits: ImageLimits { max_pixels: 1_000 }, ..Default::default() };
+/// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), opts)?;
+/// let big = ImageInput::rgb8(100, 100, vec![0; 100 * 100 * 3])?;
+/// let refused = engine.session().send(Message::user([big], "Hi"), &Default::default());
+/// assert!(matches!(refused, Err(Error::Image { .. })));
+/// # Ok::<(), vlm::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageLimits {
     /// Largest `width * height` decoded; checked from the header, before the pixels.
