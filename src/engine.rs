@@ -16,9 +16,10 @@ use crate::processor::chat::Message;
 use crate::processor::image::ImageInput;
 use crate::processor::image::ImageLimits;
 use crate::processor::tokenizer::TextTokenizer;
-use crate::processor::{PreparedInput, Processor};
-use crate::session::{ImageEmbedding, Session};
+use crate::processor::{PreparedInput, PreparedVideo, Processor};
+use crate::session::{ImageEmbedding, Session, VideoEmbedding};
 use crate::synthetic::Preset;
+use crate::video::VideoInput;
 use crate::weights::gguf::{GgufFile, Value};
 use crate::weights::{safetensors_files, GgufPair, QuantPolicy, QuantType, Weights};
 
@@ -538,6 +539,24 @@ impl Engine {
         let pixels = pixels_tensor(&prepared.pixels, self.inner.model.device())?;
         let features = self.inner.model.encode_images(&pixels, None)?;
         ImageEmbedding::new(prepared.grid.rows, prepared.grid.cols, features)
+    }
+
+    /// Decodes a video, samples and preprocesses its frames, and runs the vision tower and
+    /// connector on each frame, for a [`Session::provide_video`] or a cache of embeddings.
+    pub fn embed_video(&self, video: &VideoInput) -> Result<VideoEmbedding> {
+        let prepared = self.inner.processor.prepare_video(video)?;
+        self.encode_video(&prepared)
+    }
+
+    /// Runs the vision tower and connector on a preprocessed video's frames.
+    pub fn encode_video(&self, video: &PreparedVideo) -> Result<VideoEmbedding> {
+        let pixels = pixels_tensor(&video.pixels, self.inner.model.device())?;
+        let features = self.inner.model.encode_images(&pixels, None)?;
+        VideoEmbedding::new(
+            video.layout.timestamps.clone(),
+            video.layout.duration,
+            features,
+        )
     }
 
     /// The constraint compiler for this model's vocabulary (built once, on first use).

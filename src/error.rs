@@ -115,6 +115,14 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
+    /// A video could not be read or decoded, or is of a kind that is not supported.
+    #[error("video {origin}: {problem}")]
+    Video {
+        /// Where the video came from (a path, or a description of frames in memory).
+        origin: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The number of image markers in the prompt does not match the number of images.
     #[error("prompt has {markers} <image> markers but {images} images were given")]
     ImageCount {
@@ -216,6 +224,7 @@ impl Error {
             | Error::DeviceNotCompiled { .. }
             | Error::Device { .. } => Category::Load,
             Error::Image { .. }
+            | Error::Video { .. }
             | Error::UnknownModel { .. }
             | Error::ImageCount { .. }
             | Error::ContextOverflow { .. }

@@ -61,6 +61,7 @@ pub mod synthetic;
 pub mod threads;
 #[cfg(feature = "uniffi")]
 pub mod uniffi_api;
+pub mod video;
 pub mod weights;
 
 // The UniFFI scaffolding (namespace `vlm`) that the exported items of `uniffi_api` plug into.
@@ -78,4 +79,5 @@ pub use generate::{
 };
 pub use processor::chat::{Content, Message, Role};
 pub use processor::image::{ImageInput, ImageLimits};
-pub use session::{ImageEmbedding, Session};
+pub use session::{ImageEmbedding, Session, VideoEmbedding};
+pub use video::VideoInput;

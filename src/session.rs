@@ -14,9 +14,12 @@ use crate::generate::{
     Usage,
 };
 use crate::model::KvCache;
-use crate::processor::chat::Message;
+use crate::processor::chat::{Content, Message};
 use crate::processor::image::ImageInput;
 use crate::processor::prompt::Grid;
+use crate::processor::video::VideoLayout;
+use crate::processor::{MediaLayout, PreparedImage, PreparedVideo};
+use crate::video::VideoInput;
 
 /// One image after the vision tower and connector: its tile grid and its image tokens
 /// `[views, image_seq_len, D_t]` (tiles row by row, then the global view).
@@ -60,11 +63,64 @@ impl ImageEmbedding {
     }
 }
 
-/// An image the session has features for.
+/// One video after the vision tower and connector: its sampled frames' timestamps and one
+/// view of image tokens per frame, `[frames, image_seq_len, D_t]`.
+#[derive(Debug, Clone)]
+pub struct VideoEmbedding {
+    layout: VideoLayout,
+    features: Tensor,
+}
+
+impl VideoEmbedding {
+    /// Wraps features computed for the frames at `timestamps` (seconds) of a clip lasting
+    /// `duration` seconds; checks that there is one view per frame.
+    pub fn new(timestamps: Vec<f64>, duration: Option<f64>, features: Tensor) -> Result<Self> {
+        let (views, _, _) = features.dims3()?;
+        if views != timestamps.len() || views == 0 {
+            return Err(Error::InvalidOption {
+                name: "video embedding",
+                reason: format!("{views} views for {} frames", timestamps.len()),
+            });
+        }
+        Ok(VideoEmbedding {
+            layout: VideoLayout {
+                timestamps,
+                duration,
+            },
+            features,
+        })
+    }
+
+    /// Seconds from the start of the clip to each sampled frame.
+    pub fn timestamps(&self) -> &[f64] {
+        &self.layout.timestamps
+    }
+
+    /// The clip's length in seconds, when known.
+    pub fn duration(&self) -> Option<f64> {
+        self.layout.duration
+    }
+
+    /// The image tokens, `[frames, image_seq_len, D_t]`.
+    pub fn features(&self) -> &Tensor {
+        &self.features
+    }
+}
+
+/// An image or a video of a conversation.
+#[derive(Debug, Clone, PartialEq)]
+enum Media {
+    Image(ImageInput),
+    Video(VideoInput),
+}
+
+/// An image or video the session has features for.
 #[derive(Debug, Clone)]
 struct KnownImage {
-    input: ImageInput,
-    embedding: ImageEmbedding,
+    input: Media,
+    layout: MediaLayout,
+    /// `[views, image_seq_len, D_t]`.
+    features: Tensor,
 }
 
 /// A conversation with a model: its messages, the features of its images and the KV cache of
@@ -207,8 +263,20 @@ impl Session {
     /// ```
     pub fn provide_image(&mut self, image: ImageInput, embedding: ImageEmbedding) {
         self.pending.push(KnownImage {
-            input: image,
-            embedding,
+            input: Media::Image(image),
+            layout: MediaLayout::Image(embedding.grid),
+            features: embedding.features,
+        });
+    }
+
+    /// Supplies the features of `video`'s sampled frames (for example from
+    /// [`Engine::embed_video`] or a cache), so that the next message containing an equal
+    /// [`VideoInput`] neither decodes it nor runs the vision tower.
+    pub fn provide_video(&mut self, video: VideoInput, embedding: VideoEmbedding) {
+        self.pending.push(KnownImage {
+            input: Media::Video(video),
+            layout: MediaLayout::Video(embedding.layout),
+            features: embedding.features,
         });
     }
 
@@ -427,11 +495,19 @@ impl Session {
         let processor = &inner.processor;
         let model = &inner.model;
         let t = Instant::now();
-        let wanted: Vec<&ImageInput> = messages.iter().flat_map(Message::images).collect();
+        let wanted: Vec<Media> = messages
+            .iter()
+            .flat_map(|m| m.content.iter())
+            .filter_map(|c| match c {
+                Content::Image(img) => Some(Media::Image(img.clone())),
+                Content::Video(v) => Some(Media::Video(v.clone())),
+                Content::Text(_) => None,
+            })
+            .collect();
         let keep = self
             .images
             .iter()
-            .zip(wanted.iter().copied())
+            .zip(wanted.iter())
             .take_while(|(known, input)| known.input == **input)
             .count();
         let mut pending = self.pending.clone();
@@ -441,23 +517,36 @@ impl Session {
             .map(Slot::Known)
             .collect();
         for input in &wanted[keep..] {
-            slots.push(match pending.iter().position(|p| p.input == **input) {
-                Some(i) => Slot::Known(pending.remove(i)),
-                None => Slot::Fresh(
-                    (*input).clone(),
-                    processor.prepare_image(input, opts.image_splitting)?,
-                ),
-            });
+            // A clip asked about again later in the conversation is not decoded or encoded
+            // a second time.
+            let earlier = match input {
+                Media::Video(_) => self.images.iter().find(|k| k.input == *input),
+                Media::Image(_) => None,
+            };
+            let slot = if let Some(i) = pending.iter().position(|p| p.input == *input) {
+                Slot::Known(pending.remove(i))
+            } else if let Some(known) = earlier {
+                Slot::Known(known.clone())
+            } else {
+                let fresh = match input {
+                    Media::Image(img) => {
+                        Fresh::Image(processor.prepare_image(img, opts.image_splitting)?)
+                    }
+                    Media::Video(v) => Fresh::Video(processor.prepare_video(v)?),
+                };
+                Slot::Fresh(input.clone(), fresh)
+            };
+            slots.push(slot);
         }
-        let grids: Vec<Grid> = slots
+        let layouts: Vec<MediaLayout> = slots
             .iter()
             .map(|s| match s {
-                Slot::Known(k) => k.embedding.grid,
-                Slot::Fresh(_, p) => p.grid,
+                Slot::Known(k) => k.layout.clone(),
+                Slot::Fresh(_, Fresh::Image(p)) => MediaLayout::Image(p.grid),
+                Slot::Fresh(_, Fresh::Video(v)) => MediaLayout::Video(v.layout.clone()),
             })
             .collect();
-        let (_, _, ids) =
-            processor.tokenize_conversation(messages, &grids, add_generation_prompt)?;
+        let (_, _, ids) = processor.tokenize_media(messages, &layouts, add_generation_prompt)?;
         let image_id = model.image_token_id();
         let image_tokens = ids.iter().filter(|id| **id == image_id).count();
         if ids.len() >= inner.context_length {
@@ -473,7 +562,8 @@ impl Session {
         let total: usize = slots
             .iter()
             .map(|s| match s {
-                Slot::Fresh(_, p) => p.pixels.n_views,
+                Slot::Fresh(_, Fresh::Image(p)) => p.pixels.n_views,
+                Slot::Fresh(_, Fresh::Video(v)) => v.pixels.n_views,
                 Slot::Known(_) => 0,
             })
             .sum();
@@ -488,15 +578,35 @@ impl Session {
                 }
                 Slot::Fresh(input, prepared) => (input, prepared),
             };
-            let pixels = crate::engine::pixels_tensor(&prepared.pixels, model.device())?;
-            let features = model.encode_images(&pixels, None)?;
+            let (layout, views, features) = match prepared {
+                Fresh::Image(prepared) => {
+                    let pixels = crate::engine::pixels_tensor(&prepared.pixels, model.device())?;
+                    let features = model.encode_images(&pixels, None)?;
+                    let embedding =
+                        ImageEmbedding::new(prepared.grid.rows, prepared.grid.cols, features)?;
+                    (
+                        MediaLayout::Image(embedding.grid),
+                        prepared.pixels.n_views,
+                        embedding.features,
+                    )
+                }
+                Fresh::Video(video) => {
+                    let embedding = self.engine.encode_video(&video)?;
+                    (
+                        MediaLayout::Video(embedding.layout),
+                        video.pixels.n_views,
+                        embedding.features,
+                    )
+                }
+            };
             let known = KnownImage {
                 input,
-                embedding: ImageEmbedding::new(prepared.grid.rows, prepared.grid.cols, features)?,
+                layout,
+                features,
             };
             images.push(known.clone());
             encoded.push(known);
-            done += prepared.pixels.n_views;
+            done += views;
             let progress = Progress::EncodeViews { done, total };
             if on_event(Event::Progress(progress)).is_break() {
                 return Err(Error::InvalidOption {
@@ -559,12 +669,18 @@ impl Session {
     }
 }
 
-/// An image of a conversation being prepared.
+/// An image or video of a conversation being prepared.
 enum Slot {
     /// Features already computed (earlier turn, supplied or prefilled).
     Known(KnownImage),
     /// Preprocessed now; the vision tower has still to run.
-    Fresh(ImageInput, crate::processor::PreparedImage),
+    Fresh(Media, Fresh),
+}
+
+/// Pixels of an image or video preprocessed for this turn.
+enum Fresh {
+    Image(PreparedImage),
+    Video(PreparedVideo),
 }
 
 /// The outcome of running a prompt.
@@ -580,7 +696,7 @@ fn concat_features(images: &[KnownImage]) -> Result<Option<Tensor>> {
     if images.is_empty() {
         return Ok(None);
     }
-    let parts: Vec<&Tensor> = images.iter().map(|i| &i.embedding.features).collect();
+    let parts: Vec<&Tensor> = images.iter().map(|i| &i.features).collect();
     Ok(Some(Tensor::cat(&parts, 0)?))
 }
 

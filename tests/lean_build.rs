@@ -32,6 +32,8 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("dav1d", "C AVIF decoder"),
     ("qoi", "image codec not needed"),
     ("jpeg-encoder", "image encoder not needed"),
+    ("mp4", "MP4 demuxer: `video` feature only"),
+    ("openh264-sys2", "C++ H.264 decoder: `video` feature only"),
 ];
 
 /// `cargo tree` of the lean build with `extra` arguments: one `name vX.Y.Z …` line per crate.

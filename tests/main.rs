@@ -41,3 +41,5 @@ mod engine_load;
 mod bindings;
 // The examples' logic (streaming and cancellation, multi-turn chat, raw camera frames).
 mod examples;
+// Video: frame sampling and prompts, frame directories and animations against transformers.
+mod video;

@@ -8,7 +8,7 @@ pub mod inspect;
 pub mod quantize;
 pub mod synth;
 
-pub use ask::{ask, describe, DESCRIBE_PROMPT};
+pub use ask::{ask, ask_parts, describe, describe_parts, DESCRIBE_PROMPT, DESCRIBE_VIDEO_PROMPT};
 pub use compare::{compare, compare_with_progress, CompareOptions, Comparison};
 pub use inspect::{inspect, ImageReport, Inspection};
 pub use quantize::{quantize, QuantizeOptions, QuantizeProgress, QuantizeReport, QuantizedFile};

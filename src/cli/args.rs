@@ -233,9 +233,12 @@ pub struct OutputArgs {
 /// `vlm describe IMAGE...`
 #[derive(Args, Debug)]
 pub struct DescribeArgs {
-    /// Images to describe (PNG, JPEG, WebP, GIF).
+    /// Images (PNG, JPEG, WebP, GIF) or videos (MP4/MOV H.264, animated GIF/PNG/WebP, or a
+    /// directory of frames) to describe.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub video: crate::cli::video::VideoArgs,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -247,9 +250,11 @@ pub struct DescribeArgs {
 /// `vlm ask [IMAGE...] QUESTION`
 #[derive(Args, Debug)]
 pub struct AskArgs {
-    /// Zero or more images followed by the question.
+    /// Zero or more images or videos followed by the question.
     #[arg(required = true, value_name = "IMAGE... QUESTION", num_args = 1..)]
     pub inputs: Vec<String>,
+    #[command(flatten)]
+    pub video: crate::cli::video::VideoArgs,
     /// Constrain the answer to JSON valid under this JSON schema file.
     #[arg(long, value_name = "FILE.json")]
     pub schema: Option<PathBuf>,

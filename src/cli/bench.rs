@@ -14,7 +14,7 @@ use crate::cli::args::ModelArgs;
 pub struct BenchArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Tests to run, comma-separated: img, enc, ppN, tgN, ttft.
+    /// Tests to run, comma-separated: img, enc, ppN, tgN, ttft, video.
     #[arg(
         long,
         short = 't',
@@ -37,6 +37,10 @@ pub struct BenchArgs {
     /// Prompt for ttft.
     #[arg(long, default_value = "Describe this screenshot.")]
     pub prompt: String,
+    /// Clip for the video test: an MP4/MOV, an animation or a frame directory (default: 64
+    /// synthetic 1280×720 frames in memory, one per second, so no decoding is timed).
+    #[arg(long, value_name = "VIDEO")]
+    pub video: Option<PathBuf>,
     /// Output format: md, json or csv.
     #[arg(long, short = 'o', default_value = "md")]
     pub output: String,
@@ -57,6 +61,7 @@ fn parse_tests(names: &[String], depths: &[usize]) -> Result<Vec<BenchTest>> {
             "img" => tests.push(BenchTest::Img),
             "enc" => tests.push(BenchTest::Enc),
             "ttft" => tests.push(BenchTest::Ttft),
+            "video" => tests.push(BenchTest::Video),
             n if n.starts_with("pp") => tests.push(BenchTest::Pp(number("pp")?)),
             n if n.starts_with("tg") => {
                 let count = number("tg")?;
@@ -66,7 +71,7 @@ fn parse_tests(names: &[String], depths: &[usize]) -> Result<Vec<BenchTest>> {
                 }));
             }
             other => {
-                bail!("invalid option `--tests`: unknown test `{other}` (img, enc, ppN, tgN, ttft)")
+                bail!("invalid option `--tests`: unknown test `{other}` (img, enc, ppN, tgN, ttft, video)")
             }
         }
     }
@@ -93,6 +98,27 @@ fn synthetic_screenshot() -> Result<Vec<u8>> {
     Ok(png)
 }
 
+/// 64 seconds of 1280×720 frames, one per second: a moving bar over a gradient.
+fn synthetic_clip() -> vlm::VideoInput {
+    let frames = (0..64u32)
+        .map(|i| {
+            let img = image::RgbImage::from_fn(1280, 720, |x, y| {
+                if (x + i * 20) % 1280 < 40 {
+                    image::Rgb([240, 200, 40])
+                } else {
+                    image::Rgb([(x / 5) as u8, (y / 3) as u8, 120])
+                }
+            });
+            ImageInput::Rgb8 {
+                width: 1280,
+                height: 720,
+                pixels: img.into_raw(),
+            }
+        })
+        .collect();
+    vlm::VideoInput::frames(frames, 1.0)
+}
+
 pub fn run(args: BenchArgs) -> Result<()> {
     let tests = parse_tests(&args.tests, &args.depth)?;
     if !matches!(args.output.as_str(), "md" | "json" | "csv") {
@@ -106,12 +132,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Some(p) => ImageInput::Path(p.clone()),
         None => ImageInput::Encoded(synthetic_screenshot()?),
     };
+    // Built only when asked for: the synthetic clip holds 177 MB of frames.
+    let video = match &args.video {
+        Some(p) => Some(vlm::VideoInput::path(p)),
+        None => tests.contains(&BenchTest::Video).then(synthetic_clip),
+    };
     let opts = BenchOptions {
         tests,
         repetitions: args.repetitions.max(1),
         warmup: !args.no_warmup,
         image,
         prompt: args.prompt.clone(),
+        video,
     };
     let info = engine.info();
     let env = report::environment(info);
@@ -141,6 +173,10 @@ mod tests {
     #[test]
     fn test_names_parse() {
         let t = parse_tests(&["img".into(), "pp64".into(), "tg16".into()], &[0, 900]).unwrap();
+        assert_eq!(
+            parse_tests(&["video".into()], &[0]).unwrap(),
+            vec![BenchTest::Video]
+        );
         assert_eq!(
             t,
             vec![

@@ -14,6 +14,7 @@ mod run;
 #[cfg(feature = "server")]
 mod serve;
 mod synth;
+mod video;
 
 use std::process::ExitCode;
 

@@ -2,11 +2,10 @@
 
 use std::io::Write;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use vlm::{apps, CancelToken, Engine, Event, Generation, ImageInput};
+use vlm::{apps, CancelToken, Engine, Event, Generation};
 
 use crate::cli::args::{AskArgs, DescribeArgs, ModelArgs, OutputArgs};
 
@@ -16,16 +15,12 @@ pub(crate) fn load(model: &ModelArgs) -> Result<Engine> {
     Engine::load(source, opts).with_context(|| format!("loading model {}", model.spec()))
 }
 
-fn images(paths: &[PathBuf]) -> Vec<ImageInput> {
-    paths.iter().cloned().map(ImageInput::Path).collect()
-}
-
 pub fn describe(args: DescribeArgs) -> Result<()> {
     let opts = args.generate.options()?;
     let engine = load(&args.model)?;
-    let images = images(&args.images);
+    let parts = args.video.parts(&args.images);
     run_streaming(&engine, &args.output, |on_event| {
-        apps::describe(&engine, images, &opts, &CancelToken::new(), on_event)
+        apps::describe_parts(&engine, parts, &opts, &CancelToken::new(), on_event)
     })
 }
 
@@ -36,11 +31,11 @@ pub fn ask(args: AskArgs) -> Result<()> {
     }
     let (paths, question) = args.split();
     let engine = load(&args.model)?;
-    let images = images(&paths);
+    let parts = args.video.parts(&paths);
     run_streaming(&engine, &args.output, |on_event| {
-        apps::ask(
+        apps::ask_parts(
             &engine,
-            images,
+            parts,
             question,
             &opts,
             &CancelToken::new(),

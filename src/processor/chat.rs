@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::processor::image::ImageInput;
+use crate::video::VideoInput;
 
 /// Who speaks a message.
 ///
@@ -46,6 +47,9 @@ pub enum Content {
     Text(String),
     /// An image, placed where it appears among the text parts.
     Image(ImageInput),
+    /// A video, placed where it appears among the text parts; it becomes its sampled frames
+    /// with their timestamps.
+    Video(VideoInput),
 }
 
 /// A chat message: a role and its parts in order.
@@ -117,6 +121,22 @@ impl Message {
         Message::new(Role::Assistant, vec![Content::Text(text.into())])
     }
 
+    /// A user message: a video first, then the text.
+    ///
+    /// ```
+    /// # use vlm::{Message, VideoInput};
+    /// let m = Message::user_video(VideoInput::path("clip.mp4"), "What happens?");
+    /// assert_eq!(m.videos().count(), 1);
+    /// ```
+    pub fn user_video(video: VideoInput, text: impl Into<String>) -> Self {
+        let mut content = vec![Content::Video(video)];
+        let text = text.into();
+        if !text.is_empty() {
+            content.push(Content::Text(text));
+        }
+        Message::new(Role::User, content)
+    }
+
     /// The images of this message, in order.
     ///
     /// ```
@@ -127,7 +147,15 @@ impl Message {
     pub fn images(&self) -> impl Iterator<Item = &ImageInput> {
         self.content.iter().filter_map(|c| match c {
             Content::Image(img) => Some(img),
-            Content::Text(_) => None,
+            Content::Text(_) | Content::Video(_) => None,
+        })
+    }
+
+    /// The videos of this message, in order.
+    pub fn videos(&self) -> impl Iterator<Item = &VideoInput> {
+        self.content.iter().filter_map(|c| match c {
+            Content::Video(v) => Some(v),
+            Content::Text(_) | Content::Image(_) => None,
         })
     }
 }
@@ -139,6 +167,7 @@ impl Message {
 enum TemplatePart<'a> {
     Text { text: &'a str },
     Image {},
+    Video {},
 }
 
 #[derive(Serialize)]
@@ -198,7 +227,9 @@ impl ChatTemplate {
     /// unless the template never looks at part types and no message has an image: text-only
     /// templates (such as a SmolLM2 GGUF's ChatML) expect each message's text as a string.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
-        let has_images = messages.iter().any(|m| m.images().next().is_some());
+        let has_images = messages
+            .iter()
+            .any(|m| m.images().next().is_some() || m.videos().next().is_some());
         if !self.reads_parts && !has_images {
             return self.render_as(messages, add_generation_prompt, true);
         }
@@ -230,7 +261,7 @@ impl ChatTemplate {
                             .iter()
                             .filter_map(|c| match c {
                                 Content::Text(t) => Some(t.as_str()),
-                                Content::Image(_) => None,
+                                Content::Image(_) | Content::Video(_) => None,
                             })
                             .collect(),
                     )
@@ -241,6 +272,7 @@ impl ChatTemplate {
                             .map(|c| match c {
                                 Content::Text(t) => TemplatePart::Text { text: t },
                                 Content::Image(_) => TemplatePart::Image {},
+                                Content::Video(_) => TemplatePart::Video {},
                             })
                             .collect(),
                     )

@@ -12,6 +12,8 @@ pub mod prompt;
 pub mod resize;
 pub mod tiles;
 pub mod tokenizer;
+pub mod video;
+pub mod video_pixels;
 
 use crate::config::CheckpointConfig;
 use crate::error::Result;
@@ -21,6 +23,9 @@ use pixels::{prepare_pixels, PixelOptions, PreparedPixels};
 use prompt::{Grid, ImageTokens};
 use tiles::TilePlan;
 use tokenizer::{SpecialTokens, TextTokenizer};
+use video::{FrameSampling, VideoLayout, VIDEO_CHAT_TEMPLATE};
+
+use crate::video::{load_video, VideoInput};
 
 /// One image after preprocessing: its tile grid and its views `[views, 3, M, M]`.
 #[derive(Debug, Clone)]
@@ -40,16 +45,39 @@ pub struct PreparedInput {
     pub text: String,
     /// Token ids of `text`.
     pub input_ids: Vec<u32>,
-    /// Every image of the conversation, in order.
+    /// Every image of the conversation, in order; a video contributes one single-view image
+    /// per sampled frame, at its place among the images.
     pub images: Vec<PreparedImage>,
     /// How many of `input_ids` are image-feature slots.
     pub n_image_tokens: usize,
+}
+
+/// One video after sampling and preprocessing: one single view per sampled frame, and what
+/// its prompt says about the frames.
+#[derive(Debug, Clone)]
+pub struct PreparedVideo {
+    /// The frames' timestamps and the clip's duration.
+    pub layout: VideoLayout,
+    /// Normalised frames `[frames, 3, M, M]`, one view each.
+    pub pixels: PreparedPixels,
+}
+
+/// How one image or video appears in the prompt, in conversation order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaLayout {
+    /// An image with its tile grid.
+    Image(Grid),
+    /// A video with its sampled frames' timestamps.
+    Video(VideoLayout),
 }
 
 /// Turns conversations into model input, exactly as transformers' SmolVLM processor does.
 pub struct Processor {
     tokenizer: TextTokenizer,
     template: ChatTemplate,
+    /// The template transformers renders conversations with videos with.
+    video_template: ChatTemplate,
+    video_sampling: FrameSampling,
     special: SpecialTokens,
     /// Image settings; none for text-only models.
     pixel_options: Option<PixelOptions>,
@@ -74,6 +102,19 @@ impl Processor {
         let eos = cfg.tokenizer.eos_token.clone().unwrap_or_default();
         let bos = cfg.tokenizer.bos_token.clone().unwrap_or_default();
         let template = ChatTemplate::new(&cfg.chat_template, &bos, &eos)?;
+        let video_template = ChatTemplate::new(VIDEO_CHAT_TEMPLATE, &bos, &eos)?;
+        let defaults = FrameSampling::default();
+        let video_sampling = match cfg
+            .preprocessor
+            .as_ref()
+            .and_then(|p| p.video_sampling.as_ref())
+        {
+            Some(v) => FrameSampling {
+                fps: v.fps.unwrap_or(defaults.fps),
+                max_frames: v.max_frames.unwrap_or(defaults.max_frames),
+            },
+            None => defaults,
+        };
         let pixel_options = cfg.preprocessor.as_ref().map(|pre| PixelOptions {
             longest_edge: pre.longest_edge,
             tile_size: pre.tile_size,
@@ -89,6 +130,8 @@ impl Processor {
         Ok(Processor {
             tokenizer,
             template,
+            video_template,
+            video_sampling,
             special,
             pixel_options,
             image_seq_len: cfg.image_seq_len,
@@ -168,33 +211,109 @@ impl Processor {
         grids: &[Grid],
         add_generation_prompt: bool,
     ) -> Result<(String, String, Vec<u32>)> {
-        let prompt = self.template.render(messages, add_generation_prompt)?;
+        let layouts: Vec<MediaLayout> = grids.iter().copied().map(MediaLayout::Image).collect();
+        self.tokenize_media(messages, &layouts, add_generation_prompt)
+    }
+
+    /// Renders `messages`, expands the `<image>` and `<video>` markers for `layouts` (one per
+    /// image or video, in conversation order) and tokenizes. A conversation with a video is
+    /// rendered with transformers' video chat template, as its `apply_chat_template` does.
+    /// Returns `(prompt, expanded text, ids)`.
+    pub fn tokenize_media(
+        &self,
+        messages: &[Message],
+        layouts: &[MediaLayout],
+        add_generation_prompt: bool,
+    ) -> Result<(String, String, Vec<u32>)> {
+        let has_video = messages.iter().any(|m| m.videos().next().is_some());
+        let template = if has_video {
+            &self.video_template
+        } else {
+            &self.template
+        };
+        let prompt = template.render(messages, add_generation_prompt)?;
         let names = &self.special.names;
         let tokens = ImageTokens {
             image: &names.image,
             fake: &names.fake_image,
             global: &names.global_image,
         };
-        let text = prompt::expand(&prompt, grids, self.image_seq_len, &tokens)?;
+        let text = if has_video {
+            video::expand_media(&prompt, layouts, self.image_seq_len, &tokens)?
+        } else {
+            let grids = layouts
+                .iter()
+                .map(|l| match l {
+                    MediaLayout::Image(g) => Ok(*g),
+                    MediaLayout::Video(_) => Err(crate::Error::InvalidOption {
+                        name: "video",
+                        reason: "a video layout was given for a conversation without videos".into(),
+                    }),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            prompt::expand(&prompt, &grids, self.image_seq_len, &tokens)?
+        };
         let ids = self.tokenizer.encode(&text, true)?;
         Ok((prompt, text, ids))
     }
 
-    /// Prepares a whole conversation: every image, then the token ids.
+    /// The checkpoint's video sampling (`video_sampling` of its preprocessor config).
+    pub fn video_sampling(&self) -> FrameSampling {
+        self.video_sampling
+    }
+
+    /// Decodes a video, samples its frames as transformers does (the input's `fps` and
+    /// `max_frames` override the checkpoint's) and preprocesses each frame to one view.
+    pub fn prepare_video(&self, input: &VideoInput) -> Result<PreparedVideo> {
+        let opts = self.pixel_options(Some(false))?;
+        let sampling = input.sampling(self.video_sampling)?;
+        let video = load_video(input, &sampling, &self.limits)?;
+        let tile = opts.tile_size as usize;
+        let mut data = Vec::with_capacity(video.frames.len() * 3 * tile * tile);
+        for frame in &video.frames {
+            video_pixels::prepare_frame(frame, &opts, &mut data)?;
+        }
+        Ok(PreparedVideo {
+            layout: VideoLayout {
+                timestamps: video.timestamps(),
+                duration: Some(video.metadata.duration),
+            },
+            pixels: PreparedPixels {
+                rows: 0,
+                cols: 0,
+                tile_size: tile,
+                n_views: video.frames.len(),
+                data,
+            },
+        })
+    }
+
+    /// Prepares a whole conversation: every image and video, then the token ids.
     pub fn prepare(
         &self,
         messages: &[Message],
         splitting: Option<bool>,
         add_generation_prompt: bool,
     ) -> Result<PreparedInput> {
-        let images = messages
-            .iter()
-            .flat_map(Message::images)
-            .map(|img| self.prepare_image(img, splitting))
-            .collect::<Result<Vec<_>>>()?;
-        let grids: Vec<Grid> = images.iter().map(|i| i.grid).collect();
+        let mut images = Vec::new();
+        let mut layouts = Vec::new();
+        for part in messages.iter().flat_map(|m| m.content.iter()) {
+            match part {
+                chat::Content::Text(_) => {}
+                chat::Content::Image(img) => {
+                    let prepared = self.prepare_image(img, splitting)?;
+                    layouts.push(MediaLayout::Image(prepared.grid));
+                    images.push(prepared);
+                }
+                chat::Content::Video(v) => {
+                    let prepared = self.prepare_video(v)?;
+                    images.extend(prepared.frames());
+                    layouts.push(MediaLayout::Video(prepared.layout));
+                }
+            }
+        }
         let (prompt, text, input_ids) =
-            self.tokenize_conversation(messages, &grids, add_generation_prompt)?;
+            self.tokenize_media(messages, &layouts, add_generation_prompt)?;
         let n_image_tokens = match self.special.image {
             Some(image) if self.pixel_options.is_some() => {
                 input_ids.iter().filter(|id| **id == image).count()
@@ -208,5 +327,25 @@ impl Processor {
             images,
             n_image_tokens,
         })
+    }
+}
+
+impl PreparedVideo {
+    /// Each frame as a single-view image, in order.
+    pub fn frames(&self) -> impl Iterator<Item = PreparedImage> + '_ {
+        let per_frame = 3 * self.pixels.tile_size * self.pixels.tile_size;
+        self.pixels
+            .data
+            .chunks_exact(per_frame.max(1))
+            .map(move |chunk| PreparedImage {
+                grid: Grid { rows: 0, cols: 0 },
+                pixels: PreparedPixels {
+                    rows: 0,
+                    cols: 0,
+                    tile_size: self.pixels.tile_size,
+                    n_views: 1,
+                    data: chunk.to_vec(),
+                },
+            })
     }
 }

@@ -12,6 +12,8 @@
 //!   `max(d, 1)` prefilled tokens (the prefill is not timed); tokens per second.
 //! - `ttft`: the whole path from the image file and a prompt to the first generated token
 //!   (decode, preprocess, template, tokenize, vision, prefill, first sample); milliseconds.
+//! - `video`: a clip's decoding and frame sampling, the sampled frames' preprocessing and the
+//!   vision tower and connector over them; milliseconds per sampled frame.
 //!
 //! Each test runs once untimed (warm-up, unless disabled) and then `repetitions` times.
 
@@ -19,7 +21,7 @@ pub mod report;
 
 use std::time::Instant;
 
-use crate::{Engine, GenerateOptions, ImageInput, Message, Result};
+use crate::{Engine, GenerateOptions, ImageInput, Message, Result, VideoInput};
 
 pub use report::{environment, BenchResult, Environment};
 
@@ -41,6 +43,8 @@ pub enum BenchTest {
     },
     /// Image + prompt to first token.
     Ttft,
+    /// Decode + sample + preprocess + encode a clip, per sampled frame.
+    Video,
 }
 
 impl BenchTest {
@@ -53,6 +57,7 @@ impl BenchTest {
             BenchTest::Tg { n, depth: 0 } => format!("tg{n}"),
             BenchTest::Tg { n, depth } => format!("tg{n} @ d{depth}"),
             BenchTest::Ttft => "ttft".into(),
+            BenchTest::Video => "video".into(),
         }
     }
 }
@@ -70,6 +75,8 @@ pub struct BenchOptions {
     pub image: ImageInput,
     /// The prompt for `ttft`.
     pub prompt: String,
+    /// The clip for `video`.
+    pub video: Option<VideoInput>,
 }
 
 /// Runs the tests; `on_result` sees each result as it completes.
@@ -93,6 +100,7 @@ pub fn run(
             BenchTest::Img => ("ms/image", false),
             BenchTest::Enc => ("ms/view", false),
             BenchTest::Ttft => ("ms", false),
+            BenchTest::Video => ("ms/frame", false),
         };
         let result = BenchResult::new(test.name(), unit, higher_is_better, samples);
         on_result(&result);
@@ -141,6 +149,17 @@ fn run_once(engine: &Engine, test: BenchTest, opts: &BenchOptions) -> Result<f64
                 logits = model.forward(&embeds, &mut cache)?.to_vec1::<f32>()?;
             }
             n as f64 / t.elapsed().as_secs_f64()
+        }
+        BenchTest::Video => {
+            let Some(video) = &opts.video else {
+                return Err(crate::Error::InvalidOption {
+                    name: "tests",
+                    reason: "the video test needs a clip".into(),
+                });
+            };
+            let t = Instant::now();
+            let embedding = engine.embed_video(video)?;
+            t.elapsed().as_secs_f64() * 1e3 / embedding.timestamps().len() as f64
         }
         BenchTest::Ttft => {
             let opts_gen = GenerateOptions {
