@@ -50,7 +50,8 @@ fn cdylib() -> &'static Utf8Path {
         let out = Command::new(cargo)
             .current_dir(root())
             .env("CARGO_TARGET_DIR", &target)
-            .args(["rustc", "--offline", "--locked", "--lib"])
+            // Not offline: `uniffi` may not be downloaded yet when only the tests were built.
+            .args(["rustc", "--locked", "--lib"])
             .args(["--features", "uniffi", "--crate-type", "cdylib"])
             .output()
             .unwrap();
