@@ -294,6 +294,34 @@ fn frame_directories_skip_other_files_and_reject_empty_ones() {
 }
 
 #[test]
+fn vlm_ask_reads_a_frame_directory_and_names_skipped_files() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vlm"))
+        .arg("ask")
+        .arg(video_fixtures().join("frames"))
+        .args([
+            "What happens?",
+            "--fps",
+            "2",
+            "--max-tokens",
+            "2",
+            "--json",
+            "--model",
+        ])
+        .arg(model_dir("tiny-smolvlm"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning:") && stderr.contains("skipping notes.txt"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Twelve frames at 2 per second: a 6-second clip, 6 frames of 4 image tokens.
+    assert_eq!(report["usage"]["image_tokens"], 24);
+}
+
+#[test]
 fn animated_gifs_are_videos() {
     use image::codecs::gif::{GifEncoder, Repeat};
     use image::{Delay, Frame, RgbaImage};

@@ -38,11 +38,22 @@ impl VideoArgs {
     }
 
     /// One message part per path: a video for a directory, an MP4/MOV file or an animated
-    /// GIF/PNG/WebP, an image otherwise.
+    /// GIF/PNG/WebP, an image otherwise. Files of a frame directory that are not frames are
+    /// named in a warning on stderr.
     pub fn parts(&self, paths: &[PathBuf]) -> Vec<Content> {
         paths
             .iter()
             .map(|p| {
+                if p.is_dir() {
+                    // An unreadable directory is reported when the video is loaded.
+                    for skipped in vlm::video::skipped_entries(p).unwrap_or_default() {
+                        eprintln!(
+                            "warning: {}: skipping {}, not a PNG, JPEG, WebP or GIF frame",
+                            p.display(),
+                            skipped.file_name().unwrap_or_default().to_string_lossy()
+                        );
+                    }
+                }
                 if vlm::video::is_video_path(p) {
                     Content::Video(self.input(p))
                 } else {

@@ -18,12 +18,24 @@ const FRAME_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "webp", "gif"];
 
 /// The frame files of `dir`, sorted by name.
 pub(crate) fn frame_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok(list(dir)?.0)
+}
+
+/// The entries of a frame directory that are not taken as frames (other files and
+/// sub-directories; hidden entries are not listed), sorted by name, for a caller to warn about.
+pub fn skipped_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok(list(dir)?.1)
+}
+
+/// `(frames, skipped)` of `dir`, each sorted by name.
+fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let origin = || dir.display().to_string();
     let entries = std::fs::read_dir(dir).map_err(|e| Error::Video {
         origin: origin(),
         problem: format!("cannot list the directory: {e}"),
     })?;
     let mut files = Vec::new();
+    let mut skipped = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::Video {
             origin: origin(),
@@ -47,10 +59,12 @@ pub(crate) fn frame_files(dir: &Path) -> Result<Vec<PathBuf>> {
                 "{}: skipping `{name}`, not a PNG, JPEG, WebP or GIF frame",
                 dir.display()
             );
+            skipped.push(path);
         }
     }
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-    Ok(files)
+    skipped.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok((files, skipped))
 }
 
 /// The sampled frames of a directory of frames taken `rate` times a second.

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 
+pub use frames::skipped_entries;
+
 use crate::error::{Error, Result};
 use crate::processor::image::{ImageInput, ImageLimits};
 use crate::processor::video::{FrameSampling, VideoMetadata};
