@@ -25,7 +25,7 @@ use tiles::TilePlan;
 use tokenizer::{SpecialTokens, TextTokenizer};
 use video::{FrameSampling, VideoLayout, VIDEO_CHAT_TEMPLATE};
 
-use crate::video::{load_video, VideoInput};
+use crate::video::{load_video_with, VideoInput};
 
 /// One image after preprocessing: its tile grid and its views `[views, 3, M, M]`.
 #[derive(Debug, Clone)]
@@ -267,11 +267,14 @@ impl Processor {
     pub fn prepare_video(&self, input: &VideoInput) -> Result<PreparedVideo> {
         let opts = self.pixel_options(Some(false))?;
         let sampling = input.sampling(self.video_sampling)?;
-        let video = load_video(input, &sampling, &self.limits)?;
+        // Each kept frame is resized as soon as it is decoded: only tile-sized frames are held.
+        let video = load_video_with(input, &sampling, &self.limits, &|frame| {
+            video_pixels::resize_frame(frame, &opts)
+        })?;
         let tile = opts.tile_size as usize;
         let mut data = Vec::with_capacity(video.frames.len() * 3 * tile * tile);
         for frame in &video.frames {
-            video_pixels::prepare_frame(frame, &opts, &mut data)?;
+            video_pixels::normalize_frame(frame, &opts, &mut data)?;
         }
         Ok(PreparedVideo {
             layout: VideoLayout {

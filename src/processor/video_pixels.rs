@@ -43,13 +43,24 @@ pub fn frame_resize_size(width: u32, height: u32, longest_edge: u32) -> (u32, u3
 /// Runs the video frame pipeline on one RGB frame and appends the `[3, M, M]` result
 /// (channels first) to `out`, where `M` is `opts.tile_size`.
 pub fn prepare_frame(frame: &RgbImage, opts: &PixelOptions, out: &mut Vec<f32>) -> Result<()> {
-    let tile = opts.tile_size;
-    let mut img = std::borrow::Cow::Borrowed(frame);
-    if opts.do_resize {
-        let (w, h) = frame_resize_size(frame.width(), frame.height(), opts.longest_edge);
-        img = std::borrow::Cow::Owned(resize_lanczos_torch(&img, w, h)?);
-        img = std::borrow::Cow::Owned(resize_lanczos_torch(&img, tile, tile)?);
+    normalize_frame(&resize_frame(frame.clone(), opts)?, opts, out)
+}
+
+/// The two resizes of a frame (when `do_resize`): longest edge to `size.longest_edge`, then
+/// squashed to `M × M`.
+pub fn resize_frame(frame: RgbImage, opts: &PixelOptions) -> Result<RgbImage> {
+    if !opts.do_resize {
+        return Ok(frame);
     }
+    let tile = opts.tile_size;
+    let (w, h) = frame_resize_size(frame.width(), frame.height(), opts.longest_edge);
+    let img = resize_lanczos_torch(&frame, w, h)?;
+    resize_lanczos_torch(&img, tile, tile)
+}
+
+/// Appends the normalised `[3, M, M]` values of a resized frame to `out`.
+pub fn normalize_frame(img: &RgbImage, opts: &PixelOptions, out: &mut Vec<f32>) -> Result<()> {
+    let tile = opts.tile_size;
     if img.dimensions() != (tile, tile) {
         return Err(Error::Image {
             origin: "video frame".into(),

@@ -14,7 +14,7 @@ use image::codecs::png::PngDecoder;
 use image::codecs::webp::WebPDecoder;
 use image::{AnimationDecoder, Frames, ImageDecoder, RgbImage, RgbaImage};
 
-use super::SampledVideo;
+use super::{FrameFn, SampledVideo};
 use crate::error::{Error, Result};
 use crate::processor::image::ImageLimits;
 use crate::processor::video::{sample_indices, FrameSampling, VideoMetadata};
@@ -120,6 +120,7 @@ pub(crate) fn load(
     path: &Path,
     sampling: &FrameSampling,
     limits: &ImageLimits,
+    each: &FrameFn<'_>,
 ) -> Result<SampledVideo> {
     let origin = path.display().to_string();
     let head = super::read_head(path).map_err(|e| Error::Video {
@@ -167,7 +168,7 @@ pub(crate) fn load(
         };
         let frame = frame.map_err(corrupt)?;
         if i == next {
-            kept.push(over_white(frame.into_buffer()));
+            kept.push(each(over_white(frame.into_buffer()))?);
             wanted.next();
         }
     }

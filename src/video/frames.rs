@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 
-use super::SampledVideo;
+use super::{FrameFn, SampledVideo};
 use crate::error::{Error, Result};
 use crate::processor::image::{load_image, ImageInput, ImageLimits};
 use crate::processor::video::{sample_indices, FrameSampling, VideoMetadata};
@@ -73,6 +73,7 @@ pub(crate) fn from_dir(
     rate: f64,
     sampling: &FrameSampling,
     limits: &ImageLimits,
+    each: &FrameFn<'_>,
 ) -> Result<SampledVideo> {
     let files = frame_files(dir)?;
     if files.is_empty() {
@@ -82,7 +83,7 @@ pub(crate) fn from_dir(
         });
     }
     let inputs: Vec<ImageInput> = files.into_iter().map(ImageInput::Path).collect();
-    from_images(&inputs, rate, sampling, limits)
+    from_images(&inputs, rate, sampling, limits, each)
 }
 
 /// The sampled frames of `frames`, taken `rate` times a second.
@@ -91,12 +92,13 @@ pub(crate) fn from_images(
     rate: f64,
     sampling: &FrameSampling,
     limits: &ImageLimits,
+    each: &FrameFn<'_>,
 ) -> Result<SampledVideo> {
     let metadata = VideoMetadata::from_rate(frames.len(), rate);
     let indices = sample_indices(&metadata, sampling);
     let frames = indices
         .iter()
-        .map(|&i| decode(&frames[i], limits))
+        .map(|&i| decode(&frames[i], limits).and_then(each))
         .collect::<Result<Vec<_>>>()?;
     Ok(SampledVideo {
         metadata,

@@ -154,6 +154,9 @@ fn is_iso_media(head: &[u8]) -> bool {
     )
 }
 
+/// What [`load_video_with`] does to each kept frame.
+pub type FrameFn<'a> = dyn Fn(RgbImage) -> Result<RgbImage> + 'a;
+
 /// A clip after sampling: its metadata, the indices of the kept frames and those frames.
 #[derive(Debug, Clone)]
 pub struct SampledVideo {
@@ -181,14 +184,25 @@ pub fn load_video(
     sampling: &FrameSampling,
     limits: &ImageLimits,
 ) -> Result<SampledVideo> {
+    load_video_with(input, sampling, limits, &|frame| Ok(frame))
+}
+
+/// [`load_video`], passing each kept frame through `each` as soon as it is decoded (to
+/// shrink it, say), so that only `each`'s outputs are held.
+pub fn load_video_with(
+    input: &VideoInput,
+    sampling: &FrameSampling,
+    limits: &ImageLimits,
+    each: &FrameFn<'_>,
+) -> Result<SampledVideo> {
     let origin = input.origin();
     let video = match &input.source {
         VideoSource::Frames(frames) => {
             let rate = input.frame_rate()?;
-            frames::from_images(frames, rate, sampling, limits)?
+            frames::from_images(frames, rate, sampling, limits, each)?
         }
         VideoSource::Path(path) if path.is_dir() => {
-            frames::from_dir(path, input.frame_rate()?, sampling, limits)?
+            frames::from_dir(path, input.frame_rate()?, sampling, limits, each)?
         }
         VideoSource::Path(path) => {
             let head = read_head(path).map_err(|e| Error::Video {
@@ -199,9 +213,9 @@ pub fn load_video(
                 },
             })?;
             if is_iso_media(&head) {
-                load_iso_media(path, sampling, limits)?
+                load_iso_media(path, sampling, limits, each)?
             } else {
-                animation::load(path, sampling, limits)?
+                animation::load(path, sampling, limits, each)?
             }
         }
     };
@@ -219,8 +233,9 @@ fn load_iso_media(
     path: &Path,
     sampling: &FrameSampling,
     limits: &ImageLimits,
+    each: &FrameFn<'_>,
 ) -> Result<SampledVideo> {
-    mp4_h264::load(path, sampling, limits)
+    mp4_h264::load(path, sampling, limits, each)
 }
 
 #[cfg(not(feature = "video"))]
@@ -228,6 +243,7 @@ fn load_iso_media(
     path: &Path,
     _sampling: &FrameSampling,
     _limits: &ImageLimits,
+    _each: &FrameFn<'_>,
 ) -> Result<SampledVideo> {
     Err(Error::Video {
         origin: path.display().to_string(),

@@ -13,7 +13,7 @@ use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 
-use super::SampledVideo;
+use super::{FrameFn, SampledVideo};
 use crate::error::{Error, Result};
 use crate::processor::image::ImageLimits;
 use crate::processor::video::{sample_indices, FrameSampling, VideoMetadata};
@@ -23,6 +23,7 @@ pub(crate) fn load(
     path: &Path,
     sampling: &FrameSampling,
     limits: &ImageLimits,
+    each: &FrameFn<'_>,
 ) -> Result<SampledVideo> {
     let origin = path.display().to_string();
     let bad = |problem: String| Error::Video {
@@ -113,11 +114,12 @@ pub(crate) fn load(
     let mut kept: Vec<RgbImage> = Vec::with_capacity(indices.len());
     // Pictures come out in presentation order; counting them says which to keep.
     let mut shown = 0usize;
-    let mut take = |yuv: &dyn YUVSource, kept: &mut Vec<RgbImage>| {
+    let mut take = |yuv: &dyn YUVSource, kept: &mut Vec<RgbImage>| -> Result<()> {
         if indices.get(kept.len()) == Some(&shown) {
-            kept.push(rotation.apply(yuv_to_rgb(yuv)));
+            kept.push(each(rotation.apply(yuv_to_rgb(yuv)))?);
         }
         shown += 1;
+        Ok(())
     };
     for sample_id in 1..=total as u32 {
         if kept.len() == indices.len() {
@@ -145,7 +147,7 @@ pub(crate) fn load(
             .decode(&annexb)
             .map_err(|e| bad(format!("frame {sample_id} does not decode as H.264 ({e})")))?;
         if let Some(yuv) = picture {
-            take(&yuv, &mut kept);
+            take(&yuv, &mut kept)?;
         }
     }
     if kept.len() < indices.len() {
@@ -153,7 +155,7 @@ pub(crate) fn load(
             .flush_remaining()
             .map_err(|e| bad(format!("the last frames do not decode ({e})")))?;
         for yuv in &rest {
-            take(yuv, &mut kept);
+            take(yuv, &mut kept)?;
         }
     }
     let shown = shown;
