@@ -292,3 +292,34 @@ fn bf16_prefill_logits_stay_close_to_transformers() {
     }
     assert!(checked >= 12, "only {checked} cases");
 }
+
+/// A long prompt (several attention blocks of the plain-buffer prefill, and a second call that
+/// continues a cache) gives the logits of feeding the same tokens one at a time through the
+/// decode step, an independent implementation of the same layer. Both are f32; tolerance as
+/// for logits against transformers.
+#[test]
+fn long_prompts_prefill_like_token_by_token_steps() {
+    let model = engine("tiny-smolvlm").model();
+    // Text tokens only (below the fixture's special ids), spread by a fixed LCG.
+    let ids: Vec<u32> = (0..700u64)
+        .map(|i| ((i * 2_654_435_761 + 12_345) % 500) as u32)
+        .collect();
+    let run = |chunks: &[usize]| {
+        let mut cache = model.new_cache();
+        let mut at = 0;
+        let mut logits = None;
+        for &n in chunks {
+            let embeds = model.embed(&ids[at..at + n], None, 0).unwrap();
+            logits = Some(model.forward(&embeds, &mut cache).unwrap());
+            at += n;
+        }
+        assert_eq!(at, ids.len());
+        logits.unwrap()
+    };
+    let stepwise = run(&[1; 700]);
+    for chunks in [&[700][..], &[400, 300], &[7, 693]] {
+        let diff = max_abs_diff(&run(chunks), &stepwise);
+        println!("prefill in {chunks:?}: logits max |Δ| against steps = {diff:.3e}");
+        assert!(diff <= LOGITS_TOLERANCE, "{chunks:?}: {diff}");
+    }
+}

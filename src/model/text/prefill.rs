@@ -129,6 +129,10 @@ fn project(lin: &Linear, a: &[f32], m: usize, bf16: bool) -> Result<Vec<f32>> {
     Ok(lin.forward(&x)?.flatten_all()?.to_vec1::<f32>()?)
 }
 
+/// Query rows per attention block: the block's scores (`heads × rows × keys` f32) stay tens
+/// of MB even at a 16k-token context, and each block reads only the keys it can see.
+const ATTENTION_ROWS: usize = 256;
+
 /// Causal attention of `t` new rows (`q`: `[t, heads·hd]`, `k`, `v`: `[t, kv_heads·hd]`,
 /// already rotated) over the cached positions and themselves, appending `k`, `v` to layer
 /// `layer` of the cache. Returns `[t, heads·hd]`.
@@ -152,38 +156,44 @@ fn attend(
     let kt = Tensor::from_vec(to_heads(k, t, kv_heads, hd), (1, kv_heads, t, hd), &device)?;
     let vt = Tensor::from_vec(to_heads(v, t, kv_heads, hd), (1, kv_heads, t, hd), &device)?;
     let (keys, values) = cache.append(layer, &kt, &vt)?;
-    let total = start + t;
     // GQA: the query heads of a group are stacked as rows over their shared key/value head,
     // as in the Candle path: no repeated keys or values.
     let group = heads / kv_heads;
-    let qt = Tensor::from_vec(
-        to_heads(q, t, heads, hd),
-        (1, kv_heads, group * t, hd),
-        &device,
-    )?;
-    let mut scores = qt.matmul(&keys.t()?)?.flatten_all()?.to_vec1::<f32>()?;
     let scale = (hd as f64).powf(-0.5) as f32;
-    scores
-        .par_chunks_mut(total)
-        .enumerate()
-        .for_each(|(row, s)| {
-            // Query `row % t` sits at position `start + row % t` and sees keys up to it.
-            let visible = start + row % t + 1;
-            let (seen, masked) = s.split_at_mut(visible);
-            for v in seen.iter_mut() {
-                *v *= scale;
-            }
-            softmax_rows(seen, visible);
-            masked.fill(0.0);
-        });
-    let probs = Tensor::from_vec(scores, (1, kv_heads, group * t, total), &device)?;
-    let out = probs.matmul(&values.contiguous()?)?;
-    Ok(from_heads(
-        &out.flatten_all()?.to_vec1::<f32>()?,
-        t,
-        heads,
-        hd,
-    ))
+    let width = heads * hd;
+    let mut out = vec![0f32; t * width];
+    for r0 in (0..t).step_by(ATTENTION_ROWS) {
+        let rows = ATTENTION_ROWS.min(t - r0);
+        // Keys past the block's last query are masked for every row of it: not read at all.
+        let seen = start + r0 + rows;
+        let block = &q[r0 * width..(r0 + rows) * width];
+        let qt = Tensor::from_vec(
+            to_heads(block, rows, heads, hd),
+            (1, kv_heads, group * rows, hd),
+            &device,
+        )?;
+        let k_seen = keys.narrow(2, 0, seen)?;
+        let mut scores = qt.matmul(&k_seen.t()?)?.flatten_all()?.to_vec1::<f32>()?;
+        scores
+            .par_chunks_mut(seen)
+            .enumerate()
+            .for_each(|(row, s)| {
+                // Query `row % rows` of the block sits at position `start + r0 + row % rows`
+                // and sees keys up to it.
+                let visible = start + r0 + row % rows + 1;
+                let (seen, masked) = s.split_at_mut(visible);
+                for v in seen.iter_mut() {
+                    *v *= scale;
+                }
+                softmax_rows(seen, visible);
+                masked.fill(0.0);
+            });
+        let probs = Tensor::from_vec(scores, (1, kv_heads, group * rows, seen), &device)?;
+        let ctx = probs.matmul(&values.narrow(2, 0, seen)?.contiguous()?)?;
+        let ctx = from_heads(&ctx.flatten_all()?.to_vec1::<f32>()?, rows, heads, hd);
+        out[r0 * width..(r0 + rows) * width].copy_from_slice(&ctx);
+    }
+    Ok(out)
 }
 
 /// `[t, n·hd]` → `[n, t, hd]`.
