@@ -108,7 +108,8 @@ fn compile_c(source: &str, name: &str) -> Option<PathBuf> {
         .current_dir(root())
         .args(["-std=c99", "-Wall", "-Werror", "-Iinclude", source])
         .arg(lib)
-        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        // libstdc++: the default `video` feature links OpenH264, which is C++.
+        .args(["-lstdc++", "-lpthread", "-ldl", "-lm", "-o"])
         .arg(&exe)
         .output()
         .unwrap();

@@ -1,7 +1,7 @@
 /* Describe an image through the C interface of vlm, streaming the answer to stdout.
  *
  *   cargo rustc --release --lib --features ffi --crate-type staticlib
- *   cc examples/c/describe.c -Iinclude target/release/libvlm.a -lpthread -ldl -lm -o describe
+ *   cc examples/c/describe.c -Iinclude target/release/libvlm.a -lstdc++ -lpthread -ldl -lm -o describe
  *   ./describe tests/fixtures/models/tiny-smolvlm tests/fixtures/images/landscape.png
  *
  * MODEL is a checkpoint directory or a text-model GGUF (then MMPROJ is its vision projector).
