@@ -181,6 +181,18 @@ fn model_vision(model: &vlm::model::SmolVlm, pixels: &Tensor, mask: &PatchMask) 
     model.vision_features(pixels, Some(mask)).unwrap()
 }
 
+/// RMS of `ours − reference` over the RMS of `reference`.
+fn relative_rms(ours: &Tensor, reference: &Tensor) -> f32 {
+    let rms = |t: &Tensor| {
+        t.sqr()
+            .and_then(|t| t.mean_all())
+            .and_then(|t| t.sqrt())
+            .and_then(|t| t.to_scalar::<f32>())
+            .unwrap()
+    };
+    rms(&(ours - reference).unwrap()) / rms(reference)
+}
+
 /// The BF16 dot-product vision kernels (the default on CPUs with AVX-512 BF16) against the
 /// same transformers features.
 ///
@@ -197,13 +209,6 @@ fn bf16_vision_features_stay_close_to_transformers() {
         vision_compute: Some(vlm::VisionCompute::Bf16Dot),
         ..Default::default()
     };
-    let rms = |t: &Tensor| {
-        t.sqr()
-            .and_then(|t| t.mean_all())
-            .and_then(|t| t.sqrt())
-            .and_then(|t| t.to_scalar::<f32>())
-            .unwrap()
-    };
     let mut checked = 0;
     for case in model_cases().filter(|c| c.has_tensor("image_features")) {
         let dir = crate::common::model_dir(case.model());
@@ -218,7 +223,7 @@ fn bf16_vision_features_stay_close_to_transformers() {
             .encode_images(&reference_views(case), None)
             .unwrap();
         let reference = case.tensor("image_features");
-        let rel = rms(&(&ours - &reference).unwrap()) / rms(&reference);
+        let rel = relative_rms(&ours, &reference);
         println!(
             "{:<14} bf16 image features relative RMS error {rel:.3e}, max |Δ| {:.3e}",
             case.name(),
@@ -252,13 +257,6 @@ fn bf16_prefill_logits_stay_close_to_transformers() {
         prefill_compute: Some(vlm::PrefillCompute::Bf16Dot),
         ..Default::default()
     };
-    let rms = |t: &Tensor| {
-        t.sqr()
-            .and_then(|t| t.mean_all())
-            .and_then(|t| t.sqrt())
-            .and_then(|t| t.to_scalar::<f32>())
-            .unwrap()
-    };
     let mut checked = 0;
     for case in model_cases() {
         let dir = crate::common::model_dir(case.model());
@@ -277,7 +275,7 @@ fn bf16_prefill_logits_stay_close_to_transformers() {
         let mut cache = model.new_cache();
         let ours = model.forward(&embeds, &mut cache).unwrap();
         let reference = case.tensor("logits");
-        let rel = rms(&(&ours - &reference).unwrap()) / rms(&reference);
+        let rel = relative_rms(&ours, &reference);
         println!(
             "{:<14} {:>4} tokens, bf16 prefill logits relative RMS error {rel:.3e}",
             case.name(),
