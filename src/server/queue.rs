@@ -22,7 +22,13 @@ pub struct Pool {
     sender: Mutex<Option<mpsc::Sender<Task>>>,
     waiting: Arc<AtomicUsize>,
     running: Arc<AtomicUsize>,
+    /// Tasks handed over and not yet finished (waiting or running). Admission counts these
+    /// rather than `waiting`: a task a thread is about to take still holds its place, so a
+    /// burst always gets `capacity` places in line plus one per thread, however the threads
+    /// are scheduled.
+    admitted: Arc<AtomicUsize>,
     capacity: usize,
+    threads: usize,
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -46,10 +52,13 @@ impl Pool {
         let rx = Arc::new(Mutex::new(rx));
         let waiting = Arc::new(AtomicUsize::new(0));
         let running = Arc::new(AtomicUsize::new(0));
+        let admitted = Arc::new(AtomicUsize::new(0));
+        let threads = workers.max(1);
         let mut handles = Vec::new();
-        for i in 0..workers.max(1) {
+        for i in 0..threads {
             let rx = Arc::clone(&rx);
             let (waiting, running) = (Arc::clone(&waiting), Arc::clone(&running));
+            let admitted = Arc::clone(&admitted);
             let handle = std::thread::Builder::new()
                 .name(format!("vlm-generate-{i}"))
                 .spawn(move || loop {
@@ -64,6 +73,7 @@ impl Pool {
                     // server's capacity) with it; its caller sees the dropped reply channel.
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task));
                     running.fetch_sub(1, Ordering::SeqCst);
+                    admitted.fetch_sub(1, Ordering::SeqCst);
                 })?;
             handles.push(handle);
         }
@@ -71,24 +81,28 @@ impl Pool {
             sender: Mutex::new(Some(tx)),
             waiting,
             running,
+            admitted,
             capacity,
+            threads,
             workers: Mutex::new(handles),
         })
     }
 
-    /// Queues `task` unless `capacity` tasks already wait.
+    /// Queues `task` unless every thread is busy and `capacity` tasks already wait.
     pub fn try_submit(&self, task: Task) -> Result<(), Full> {
-        let capacity = self.capacity;
-        self.waiting
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-                (w < capacity).then_some(w + 1)
+        let limit = self.capacity + self.threads;
+        self.admitted
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| {
+                (a < limit).then_some(a + 1)
             })
             .map_err(|_| Full)?;
+        self.waiting.fetch_add(1, Ordering::SeqCst);
         self.send(task)
     }
 
     /// Queues `task` whatever the line's length.
     pub fn submit(&self, task: Task) -> Result<(), Full> {
+        self.admitted.fetch_add(1, Ordering::SeqCst);
         self.waiting.fetch_add(1, Ordering::SeqCst);
         self.send(task)
     }
@@ -100,6 +114,7 @@ impl Pool {
         };
         if !sent {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
+            self.admitted.fetch_sub(1, Ordering::SeqCst);
             return Err(Full);
         }
         Ok(())
@@ -164,6 +179,26 @@ mod tests {
         assert_eq!(got, vec![0, 1, 9]);
         pool.shutdown();
         assert_eq!(pool.try_submit(Box::new(|| {})), Err(Full));
+    }
+
+    #[test]
+    fn a_burst_gets_the_line_plus_one_place_per_thread() {
+        let pool = Pool::new(2, 3).unwrap();
+        // Submitted back to back, before the threads need have taken anything: admission
+        // must not depend on how fast they do.
+        let gates: Vec<_> = (0..5)
+            .map(|_| {
+                let (tx, rx) = channel::<()>();
+                pool.try_submit(Box::new(move || {
+                    let _ = rx.recv();
+                }))
+                .unwrap();
+                tx
+            })
+            .collect();
+        assert_eq!(pool.try_submit(Box::new(|| {})), Err(Full));
+        drop(gates);
+        pool.shutdown();
     }
 
     #[test]
