@@ -30,6 +30,7 @@ fn options() -> PixelOptions {
         image_mean: [0.5; 3],
         image_std: [0.5; 3],
         do_convert_rgb: true,
+        alpha: vlm::processor::image::AlphaMode::Drop,
     }
 }
 

@@ -747,9 +747,6 @@ def txt(text: str) -> dict:
     return {"type": "text", "text": text}
 
 
-# Cases whose pictures are opened with PIL and handed to the processor directly.
-RAW_IMAGE_CASES = {"rgba"}
-
 CASES = [
     ("landscape", "tiny-smolvlm", True, [{"role": "user", "content": [img("images/landscape.png"), txt("Describe this image.")]}]),
     ("portrait", "tiny-smolvlm", True, [{"role": "user", "content": [img("images/portrait.png"), txt("What is shown?")]}]),
@@ -908,12 +905,9 @@ def run_case(case, model, proc, raw_tok: Tokenizer, tensors: dict) -> dict:
     name, model_name, split, messages = case
     prompt = proc.apply_chat_template(copy.deepcopy(messages), add_generation_prompt=True, tokenize=False)
     paths = image_paths(messages)
-    if name in RAW_IMAGE_CASES:
-        # The image processor's own semantics: the opened picture is handed over as it is, so
-        # transparency is composited onto white (`load_image` would drop alpha instead).
-        images = [ImageOps.exif_transpose(Image.open(FIX / p)) for p in paths]
-    else:
-        images = [load_image(str(FIX / p)) for p in paths]
+    # The path a user of the model cards takes: `load_image` (EXIF transpose, `convert("RGB")`,
+    # which drops alpha without compositing), then the processor.
+    images = [load_image(str(FIX / p)) for p in paths]
     kwargs = {} if split else {"do_image_splitting": False}
     if images:
         inputs = proc(text=prompt, images=images, return_tensors="pt", **kwargs)
@@ -990,19 +984,20 @@ def run_case(case, model, proc, raw_tok: Tokenizer, tensors: dict) -> dict:
     tensors[f"{name}.logits"] = logits.contiguous()
     names.append(f"{name}.logits")
     if name == "rgba":
-        # Check the composite against the re-implementation, and that `load_image`'s alpha-dropping
-        # path would have given other pixels (recorded for comparison).
+        # What the image processor itself does with the RGBA picture handed over as it is
+        # (composited onto white), checked against the re-implementation and recorded for
+        # `AlphaMode::OverWhite`; it must differ from `load_image`'s pixels.
         raw = Image.open(FIX / paths[0])
         check(raw.mode == "RGBA", "rgba.png must load as RGBA")
         white = Image.new("RGBA", raw.size, (255, 255, 255, 255))
         composited = Image.alpha_composite(white, raw).convert("RGB")
         ip = proc.image_processor
         arr, _, _ = manual_pixel_values(composited, ip.size["longest_edge"], ip.max_image_size["longest_edge"], split)
-        check(torch.equal(torch.from_numpy(arr), tensors[f"{name}.pixel_values"]), "rgba: composited pixel values differ from the re-implementation")
-        dropped = proc(text=prompt, images=[load_image(str(FIX / paths[0]))], return_tensors="pt")["pixel_values"][0].contiguous()
-        check(not torch.equal(dropped, tensors[f"{name}.pixel_values"]), "rgba: alpha made no difference")
-        tensors[f"{name}.pixel_values_load_image"] = dropped
-        names.append(f"{name}.pixel_values_load_image")
+        over_white = proc(text=prompt, images=[raw], return_tensors="pt")["pixel_values"][0].contiguous()
+        check(torch.equal(torch.from_numpy(arr), over_white), "rgba: composited pixel values differ from the re-implementation")
+        check(not torch.equal(over_white, tensors[f"{name}.pixel_values"]), "rgba: alpha made no difference")
+        tensors[f"{name}.pixel_values_over_white"] = over_white
+        names.append(f"{name}.pixel_values_over_white")
     if name in ("gray", "palette", "exif"):
         # For L and P (no transparency) pictures, handing the processor the raw image gives the same pixels.
         raw = ImageOps.exif_transpose(Image.open(FIX / paths[0]))
@@ -1058,9 +1053,13 @@ def vision_masked_case(model, tensors: dict) -> dict:
 
 
 def main() -> None:
-    for d in (IMAGES, MODELS, REFERENCE):
+    # Only what this script writes: the reference directory also holds the real-weights and
+    # tokenizer references of other scripts.
+    for d in (IMAGES, MODELS):
         if d.exists():
             shutil.rmtree(d)
+    for own in ("cases.json", *(f"{name}.safetensors" for name in SPECS)):
+        (REFERENCE / own).unlink(missing_ok=True)
     build_images()
     REFERENCE.mkdir(parents=True, exist_ok=True)
 

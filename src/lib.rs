@@ -70,7 +70,7 @@ uniffi::setup_scaffolding!("vlm");
 
 pub use device::DeviceChoice;
 pub use engine::{
-    Engine, EngineOptions, ModelInfo, ModelSource, Precision, PrefillCompute, VisionCompute,
+    Dtype, Engine, EngineOptions, ModelInfo, ModelSource, Precision, PrefillCompute, VisionCompute,
 };
 pub use error::{Category, Error, Result};
 pub use generate::{
@@ -78,6 +78,6 @@ pub use generate::{
     Sampling, Timings, Usage,
 };
 pub use processor::chat::{Content, Message, Role};
-pub use processor::image::{ImageInput, ImageLimits};
+pub use processor::image::{AlphaMode, ImageInput, ImageLimits};
 pub use session::{ImageEmbedding, Session, VideoEmbedding};
 pub use video::VideoInput;

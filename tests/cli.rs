@@ -138,6 +138,61 @@ fn several_images_and_other_precisions_run() {
     }
 }
 
+/// `exact` is the default and names the reference kernels in `--json` and `-v`; `fast` is
+/// accepted everywhere and says what it ran (the exact kernels on CPUs without AVX-512 BF16).
+#[test]
+fn precision_is_exact_by_default_and_reported() {
+    let model = model_dir("tiny-smolvlm");
+    let picture = image("landscape.png");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["ask", path(&picture), "hi", "-m", path(&model)];
+        args.extend_from_slice(&["-n", "2", "--json", "-v"]);
+        args.extend_from_slice(extra);
+        let out = vlm(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            json["model"].clone(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (model_info, stderr) = run(&[]);
+    assert_eq!(model_info["precision"], "exact");
+    assert_eq!(model_info["vision_compute"], "reference");
+    assert_eq!(model_info["prefill_compute"], "reference");
+    assert!(
+        stderr.contains("precision exact: vision reference, prefill reference"),
+        "{stderr}"
+    );
+    let (model_info, stderr) = run(&["--precision", "fast"]);
+    let vision = model_info["vision_compute"].as_str().unwrap().to_string();
+    let expected = if vision == "reference" {
+        "exact"
+    } else {
+        "fast"
+    };
+    assert_eq!(model_info["precision"], expected);
+    assert!(
+        stderr.contains(&format!("precision {expected}: vision {vision}")),
+        "{stderr}"
+    );
+    let out = vlm(&[
+        "ask",
+        path(&picture),
+        "hi",
+        "-m",
+        path(&model),
+        "--precision",
+        "best",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'best'"));
+}
+
 #[test]
 fn bad_images_fail_with_one_clear_line() {
     let model = model_dir("tiny-smolvlm");

@@ -6,6 +6,8 @@ mod common;
 mod parity;
 // Prompts, token ids and pixel values against transformers' processor.
 mod processor;
+// Transparency and pixel modes: `load_image`'s `convert("RGB")` and the pixels after it.
+mod alpha;
 // Generation through the public API.
 mod generate;
 // The command-line tool: outputs, exit codes, bad input.

@@ -193,8 +193,8 @@ fn relative_rms(ours: &Tensor, reference: &Tensor) -> f32 {
     rms(&(ours - reference).unwrap()) / rms(reference)
 }
 
-/// The BF16 dot-product vision kernels (the default on CPUs with AVX-512 BF16) against the
-/// same transformers features.
+/// `--precision fast`'s vision tower (the BF16 dot-product kernels, on CPUs with AVX-512
+/// BF16) against the same transformers features.
 ///
 /// Tolerance: relative RMS error 2.5e-2. The kernels round matrix inputs (activations,
 /// weights, attention probabilities) to bf16, 8 significant bits: each rounding moves a value
@@ -206,7 +206,7 @@ const BF16_RELATIVE_RMS: f32 = 2.5e-2;
 #[test]
 fn bf16_vision_features_stay_close_to_transformers() {
     let opts = vlm::EngineOptions {
-        vision_compute: Some(vlm::VisionCompute::Bf16Dot),
+        precision: vlm::Precision::Fast,
         ..Default::default()
     };
     let mut checked = 0;
@@ -214,8 +214,11 @@ fn bf16_vision_features_stay_close_to_transformers() {
         let dir = crate::common::model_dir(case.model());
         let engine = vlm::Engine::load(vlm::ModelSource::dir(dir), opts.clone()).unwrap();
         if engine.info().vision_compute != "bf16-dot" {
-            // No AVX-512 BF16 on this CPU: the engine fell back to the reference kernels.
+            // No AVX-512 BF16 on this CPU: the engine fell back to the reference kernels,
+            // which the exact parity tests above cover.
             assert!(!vlm::model::gemm_bf16::available());
+            assert_eq!(engine.info().precision, "exact");
+            println!("skipped: this CPU has no AVX-512 BF16, so `fast` runs the exact kernels");
             return;
         }
         let ours = engine
@@ -239,8 +242,8 @@ fn bf16_vision_features_stay_close_to_transformers() {
     assert!(checked >= 8, "only {checked} cases with images");
 }
 
-/// The BF16 prefill (the default on CPUs with AVX-512 BF16) against transformers' first-step
-/// logits, fed transformers' image features so that only the decoder's arithmetic differs.
+/// `--precision fast`'s prompt pass (BF16 dot products, on CPUs with AVX-512 BF16) against
+/// transformers' first-step logits, fed transformers' image features so that only the decoder's arithmetic differs.
 ///
 /// Tolerance: relative RMS error 5e-2. As at [`BF16_RELATIVE_RMS`], every matrix input is
 /// rounded to 8 significant bits (up to 2⁻⁹ per value); the decoder's random fixture weights,
@@ -253,8 +256,8 @@ const BF16_PREFILL_RELATIVE_RMS: f32 = 5e-2;
 #[test]
 fn bf16_prefill_logits_stay_close_to_transformers() {
     let opts = vlm::EngineOptions {
+        precision: vlm::Precision::Fast,
         vision_compute: Some(vlm::VisionCompute::Reference),
-        prefill_compute: Some(vlm::PrefillCompute::Bf16Dot),
         ..Default::default()
     };
     let mut checked = 0;
@@ -262,8 +265,11 @@ fn bf16_prefill_logits_stay_close_to_transformers() {
         let dir = crate::common::model_dir(case.model());
         let engine = vlm::Engine::load(vlm::ModelSource::dir(dir), opts.clone()).unwrap();
         if engine.info().prefill_compute != "bf16-dot" {
-            // No AVX-512 BF16 on this CPU: the engine fell back to the reference kernels.
+            // No AVX-512 BF16 on this CPU: the engine fell back to the reference kernels,
+            // which the exact parity tests above cover.
             assert!(!vlm::model::gemm_bf16::available());
+            assert_eq!(engine.info().precision, "exact");
+            println!("skipped: this CPU has no AVX-512 BF16, so `fast` runs the exact kernels");
             return;
         }
         let model = engine.model();

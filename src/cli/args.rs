@@ -33,18 +33,19 @@ pub struct ModelArgs {
     /// tower and connector stay at 8 bits when the text model goes to 4.
     #[arg(long, value_name = "TYPE")]
     pub quant: Option<String>,
-    /// Compute precision (f32 is the reference and the CPU default).
+    /// The float type of weights and activations (f32 is the reference and the CPU default).
     #[arg(long, value_enum, default_value_t = DtypeArg::F32)]
     pub dtype: DtypeArg,
-    /// How the vision tower computes: `bf16` (BF16 dot products with f32 accumulation, about
-    /// twice as fast; the default for f32 models on CPUs with AVX-512 BF16) or `reference`
-    /// (the model's precision through the reference kernels: transformers' arithmetic).
-    #[arg(long, value_enum, value_name = "MODE")]
+    /// `exact` (the default) keeps transformers' f32 arithmetic in every stage; `fast` runs
+    /// the vision tower and the prompt pass of f32 models on BF16 dot products with f32 sums
+    /// where the CPU has AVX-512 BF16 (about twice as fast there, and answers may differ).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
+    pub precision: PrecisionArg,
+    /// Override `--precision` for the vision tower alone.
+    #[arg(long, value_enum, value_name = "MODE", hide = true)]
     pub vision_compute: Option<ComputeArg>,
-    /// How the decoder multiplies the prompt's matrices: `bf16` (BF16 dot products with f32
-    /// accumulation, about twice as fast; the default for f32 models on CPUs with AVX-512 BF16)
-    /// or `reference` (the model's precision). Decoding always runs the model's precision.
-    #[arg(long, value_enum, value_name = "MODE")]
+    /// Override `--precision` for the prompt pass alone.
+    #[arg(long, value_enum, value_name = "MODE", hide = true)]
     pub prefill_compute: Option<ComputeArg>,
     /// Cap the context window (tokens).
     #[arg(long, value_name = "TOKENS")]
@@ -62,6 +63,12 @@ pub struct ModelArgs {
 pub enum ComputeArg {
     Reference,
     Bf16,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrecisionArg {
+    Exact,
+    Fast,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,11 +137,16 @@ impl ModelArgs {
             None => None,
         };
         Ok(vlm::EngineOptions {
-            precision: Some(match self.dtype {
-                DtypeArg::F32 => vlm::Precision::F32,
-                DtypeArg::Bf16 => vlm::Precision::Bf16,
-                DtypeArg::F16 => vlm::Precision::F16,
+            dtype: Some(match self.dtype {
+                DtypeArg::F32 => vlm::Dtype::F32,
+                DtypeArg::Bf16 => vlm::Dtype::Bf16,
+                DtypeArg::F16 => vlm::Dtype::F16,
             }),
+            precision: match self.precision {
+                PrecisionArg::Exact => vlm::Precision::Exact,
+                PrecisionArg::Fast => vlm::Precision::Fast,
+            },
+            alpha: vlm::AlphaMode::default(),
             image_limits: self.image_limits(),
             max_context: self.ctx,
             device: self.device.parse()?,

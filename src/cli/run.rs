@@ -99,6 +99,11 @@ fn run_streaming(
     out.flush()?;
     if output.verbose {
         let t = &generation.timings;
+        let info = engine.info();
+        eprintln!(
+            "precision {}: vision {}, prefill {}, decode {}",
+            info.precision, info.vision_compute, info.prefill_compute, info.dtype
+        );
         eprintln!(
             "prompt {} tokens ({} image), generated {} ({:?}); preprocess {:.2}s, vision {:.2}s, prefill {:.2}s, decode {:.2}s ({:.1} tok/s)",
             generation.usage.prompt_tokens,

@@ -1,8 +1,8 @@
 //! Image input (file, encoded bytes or raw RGB) → decoded, upright 8-bit pixels in the source's channel layout.
 //!
 //! Decoding stops at the header when the image is larger than [`ImageLimits`] allows. The
-//! result keeps its alpha channel: [`LoadedImage::to_rgb`] flattens it the way transformers'
-//! `convert_to_rgb` does, which happens before any resizing.
+//! result keeps its alpha channel; [`LoadedImage::to_rgb`] removes it as the chosen
+//! [`AlphaMode`] says, before any resizing.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use image::error::{ImageError, LimitErrorKind};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
+use super::colour_key::colour_key;
 use crate::error::{Error, Result};
 
 /// An image to process: a file, the bytes of an encoded file, or raw RGB pixels. Nothing is
@@ -100,6 +101,41 @@ impl Default for ImageLimits {
     }
 }
 
+/// What happens to transparency when an image becomes the RGB the model sees
+/// ([`crate::EngineOptions::alpha`]).
+///
+/// A transformers user gets [`AlphaMode::Drop`]: the SmolVLM model cards open pictures with
+/// `transformers.image_utils.load_image`, and `processor.apply_chat_template` does the same
+/// for `{"type": "image", "path"/"url": ...}`, which calls Pillow's `convert("RGB")` before
+/// the image processor sees the picture. [`AlphaMode::OverWhite`] is what the image processor
+/// itself does with an RGBA picture handed to it directly.
+///
+/// ```
+/// use vlm::processor::image::{load_image, AlphaMode, ImageInput, ImageLimits};
+///
+/// let png = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/alpha/rgba.png"))?;
+/// let img = load_image(&ImageInput::Encoded(png), &ImageLimits::default())?;
+/// let kept = img.to_rgb(AlphaMode::Drop)?;
+/// let flattened = img.to_rgb(AlphaMode::OverWhite)?;
+/// // The top-right block is fully transparent over saturated green.
+/// assert_eq!(kept.get_pixel(30, 10).0, [0, 255, 0]);
+/// assert_eq!(flattened.get_pixel(30, 10).0, [255, 255, 255]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AlphaMode {
+    /// Pillow's `convert("RGB")`: alpha is dropped and the colour under a transparent pixel
+    /// is kept (the default). A picture whose transparency is a single colour (a PNG `tRNS`
+    /// key, a palette with one fully transparent entry, a GIF transparent index) keeps that
+    /// colour as its transparency through `convert("RGB")`, and transformers' processor then
+    /// composites it: every pixel of that colour turns white, as here.
+    #[default]
+    Drop,
+    /// transformers' `convert_to_rgb` on a picture with alpha: composited onto opaque white
+    /// with Pillow's integer blend.
+    OverWhite,
+}
+
 /// Channels of a [`LoadedImage`], named after the Pillow modes they stand for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PixelLayout {
@@ -129,7 +165,8 @@ impl PixelLayout {
 ///
 /// Sources with more than 8 bits per sample are reduced as Pillow reads them: 16-bit
 /// RGB, RGBA and grey-alpha PNGs keep the high byte, 16-bit grey PNGs (Pillow's `I;16`)
-/// saturate at 255. Palettes are expanded, with transparency becoming alpha. CMYK JPEGs
+/// saturate at 255. Palettes are expanded, with transparency becoming alpha; a single
+/// transparent colour is remembered as well (see [`AlphaMode::Drop`]). CMYK JPEGs
 /// arrive as RGB, converted by the decoder as Adobe-inverted CMYK.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadedImage {
@@ -138,6 +175,8 @@ pub struct LoadedImage {
     height: u32,
     layout: PixelLayout,
     pixels: Vec<u8>,
+    /// The one transparent colour of a keyed PNG or GIF (see [`AlphaMode::Drop`]).
+    colour_key: Option<[u8; 3]>,
 }
 
 impl LoadedImage {
@@ -166,27 +205,39 @@ impl LoadedImage {
         &self.pixels
     }
 
-    /// The image as RGB, with any alpha composited onto white.
+    /// The image as RGB, its alpha removed as `alpha` says.
     ///
-    /// Ref: transformers `image_transforms.convert_to_rgb` on a PIL image:
+    /// Ref: Pillow `Image.convert("RGB")` ([`AlphaMode::Drop`]); transformers
+    /// `image_transforms.convert_to_rgb` on a PIL image ([`AlphaMode::OverWhite`]):
     /// `alpha_composite(white, image.convert("RGBA")).convert("RGB")` when the image has
-    /// alpha, `image.convert("RGB")` otherwise. The blend is Pillow's integer one
-    /// (`AlphaComposite.c`), so results match to the byte.
-    pub fn to_rgb(&self) -> Result<RgbImage> {
-        let data = match self.layout {
+    /// alpha. The blend is Pillow's integer one (`AlphaComposite.c`), so results match to the
+    /// byte.
+    pub fn to_rgb(&self, alpha: AlphaMode) -> Result<RgbImage> {
+        let flatten = |rgb: [u8; 3], a: u8| match alpha {
+            AlphaMode::Drop => rgb,
+            AlphaMode::OverWhite => over_white(rgb, a),
+        };
+        let mut data = match self.layout {
             PixelLayout::Rgb => self.pixels.clone(),
             PixelLayout::L => self.pixels.iter().flat_map(|&v| [v, v, v]).collect(),
             PixelLayout::La => self
                 .pixels
                 .chunks_exact(2)
-                .flat_map(|p| over_white([p[0], p[0], p[0]], p[1]))
+                .flat_map(|p| flatten([p[0], p[0], p[0]], p[1]))
                 .collect(),
             PixelLayout::Rgba => self
                 .pixels
                 .chunks_exact(4)
-                .flat_map(|p| over_white([p[0], p[1], p[2]], p[3]))
+                .flat_map(|p| flatten([p[0], p[1], p[2]], p[3]))
                 .collect(),
         };
+        if let (AlphaMode::Drop, Some(key)) = (alpha, self.colour_key) {
+            for pixel in data.chunks_exact_mut(3) {
+                if pixel == key {
+                    pixel.copy_from_slice(&[255; 3]);
+                }
+            }
+        }
         RgbImage::from_raw(self.width, self.height, data).ok_or_else(|| Error::Image {
             origin: self.origin.clone(),
             problem: format!(
@@ -273,15 +324,20 @@ fn raw_rgb(
         height,
         layout: PixelLayout::Rgb,
         pixels: pixels.to_vec(),
+        colour_key: None,
     })
 }
 
 /// Decodes `reader`; `header` is the start of the same stream. Errors are one-line problems.
 fn decode<R: BufRead + Seek>(
-    reader: R,
+    mut reader: R,
     header: &[u8],
     limits: &ImageLimits,
 ) -> std::result::Result<LoadedImage, String> {
+    let colour_key = colour_key(&mut reader, header);
+    reader
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| describe_io(&e))?;
     let mut reader = ImageReader::new(reader)
         .with_guessed_format()
         .map_err(|e| describe_io(&e))?;
@@ -319,7 +375,11 @@ fn decode<R: BufRead + Seek>(
     let orientation = decoder.orientation().map_err(describe)?;
     let mut img = DynamicImage::from_decoder(decoder).map_err(describe)?;
     img.apply_orientation(orientation);
-    to_loaded(img, is_png_grey16(header))
+    let loaded = to_loaded(img, is_png_grey16(header))?;
+    Ok(LoadedImage {
+        colour_key,
+        ..loaded
+    })
 }
 
 /// Whether a PNG header declares 16-bit grey. With a tRNS key the decoder reports such an
@@ -360,6 +420,7 @@ fn to_loaded(img: DynamicImage, png_grey16: bool) -> std::result::Result<LoadedI
         height,
         layout,
         pixels,
+        colour_key: None,
     })
 }
 
@@ -486,11 +547,14 @@ mod tests {
         );
         let l = load(png(2, 1, ExtendedColorType::L8, &[7, 9])).unwrap();
         assert_eq!(l.layout(), PixelLayout::L);
-        assert_eq!(l.to_rgb().unwrap().into_raw(), vec![7, 7, 7, 9, 9, 9]);
+        assert_eq!(
+            l.to_rgb(AlphaMode::Drop).unwrap().into_raw(),
+            vec![7, 7, 7, 9, 9, 9]
+        );
     }
 
     #[test]
-    fn alpha_goes_over_white() {
+    fn alpha_is_dropped_or_goes_over_white() {
         let img = load(png(
             3,
             1,
@@ -501,8 +565,13 @@ mod tests {
         assert_eq!(img.layout(), PixelLayout::Rgba);
         // Transparent → white, opaque → unchanged, half black → Pillow's 127.
         assert_eq!(
-            img.to_rgb().unwrap().into_raw(),
+            img.to_rgb(AlphaMode::OverWhite).unwrap().into_raw(),
             vec![255, 255, 255, 10, 20, 30, 127, 127, 127]
+        );
+        // Pillow's convert("RGB") keeps the colour under every pixel.
+        assert_eq!(
+            img.to_rgb(AlphaMode::Drop).unwrap().into_raw(),
+            vec![10, 20, 30, 10, 20, 30, 0, 0, 0]
         );
     }
 

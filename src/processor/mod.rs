@@ -5,6 +5,7 @@
 //! `tokenizer`). No model code runs in this module.
 
 pub mod chat;
+mod colour_key;
 pub mod gguf_tokenizer;
 pub mod image;
 pub mod pixels;
@@ -18,7 +19,7 @@ pub mod video_pixels;
 use crate::config::CheckpointConfig;
 use crate::error::Result;
 use chat::{ChatTemplate, Message};
-use image::{load_image, ImageInput, ImageLimits};
+use image::{load_image, AlphaMode, ImageInput, ImageLimits};
 use pixels::{prepare_pixels, PixelOptions, PreparedPixels};
 use prompt::{Grid, ImageTokens};
 use tiles::TilePlan;
@@ -126,6 +127,7 @@ impl Processor {
             image_mean: pre.image_mean,
             image_std: pre.image_std,
             do_convert_rgb: pre.do_convert_rgb,
+            alpha: AlphaMode::default(),
         });
         Ok(Processor {
             tokenizer,
@@ -137,6 +139,15 @@ impl Processor {
             image_seq_len: cfg.image_seq_len,
             limits,
         })
+    }
+
+    /// The processor with transparency handled as `alpha` says (the default follows
+    /// transformers' `load_image`, see [`AlphaMode`]).
+    pub fn with_alpha(mut self, alpha: AlphaMode) -> Self {
+        if let Some(opts) = &mut self.pixel_options {
+            opts.alpha = alpha;
+        }
+        self
     }
 
     /// The tokenizer.

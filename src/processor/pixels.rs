@@ -4,7 +4,7 @@
 //! (RGB conversion first), `_preprocess` (resizes, split), `image_transforms.rescale`
 //! and `image_transforms.normalize`.
 
-use super::image::{LoadedImage, PixelLayout};
+use super::image::{AlphaMode, LoadedImage, PixelLayout};
 use super::tiles::TilePlan;
 use crate::error::{Error, Result};
 
@@ -29,8 +29,11 @@ pub struct PixelOptions {
     pub image_mean: [f32; 3],
     /// Per-channel standard deviation, RGB order.
     pub image_std: [f32; 3],
-    /// Convert any image to RGB (alpha over white); when off, only RGB images are accepted.
+    /// Convert any image to RGB; when off, only RGB images are accepted.
     pub do_convert_rgb: bool,
+    /// How that conversion treats transparency (not in the config file: transformers decides
+    /// it by how the picture reaches the processor, see [`AlphaMode`]).
+    pub alpha: AlphaMode,
 }
 
 /// One image's views, ready for the vision encoder.
@@ -61,7 +64,7 @@ pub struct PreparedPixels {
 /// let opts = PixelOptions {
 ///     longest_edge: 64, tile_size: 16, do_image_splitting: true, do_resize: true,
 ///     do_rescale: true, rescale_factor: 1.0 / 255.0, do_normalize: true,
-///     image_mean: [0.5; 3], image_std: [0.5; 3], do_convert_rgb: true,
+///     image_mean: [0.5; 3], image_std: [0.5; 3], do_convert_rgb: true, alpha: AlphaMode::Drop,
 /// };
 /// let p = prepare_pixels(&img, &opts).unwrap();
 /// assert_eq!((p.rows, p.cols, p.n_views), (1, 4, 5));
@@ -78,7 +81,7 @@ pub fn prepare_pixels(img: &LoadedImage, opts: &PixelOptions) -> Result<Prepared
             ),
         });
     }
-    let rgb = img.to_rgb()?;
+    let rgb = img.to_rgb(opts.alpha)?;
     let plan = TilePlan::new(img.width(), img.height(), opts)?;
     let views = plan.cut(&rgb)?;
     let tile = plan.tile_size as usize;
@@ -143,6 +146,7 @@ mod tests {
             image_mean: [0.5; 3],
             image_std: [0.5; 3],
             do_convert_rgb: true,
+            alpha: AlphaMode::Drop,
         }
     }
 

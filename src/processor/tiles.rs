@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 ///     longest_edge: 2048, tile_size: 512, do_image_splitting: true, do_resize: true,
 ///     do_rescale: true, rescale_factor: 1.0 / 255.0, do_normalize: true,
 ///     image_mean: [0.5; 3], image_std: [0.5; 3], do_convert_rgb: true,
+///     alpha: vlm::processor::image::AlphaMode::Drop,
 /// };
 /// let plan = TilePlan::new(1920, 1080, &opts).unwrap();
 /// assert_eq!((plan.resized, plan.stretched), ((2048, 1152), Some((2048, 1536))));
@@ -178,6 +179,7 @@ mod tests {
             image_mean: [0.5; 3],
             image_std: [0.5; 3],
             do_convert_rgb: true,
+            alpha: crate::processor::image::AlphaMode::Drop,
         }
     }
 

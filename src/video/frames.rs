@@ -10,7 +10,7 @@ use image::RgbImage;
 
 use super::{FrameFn, SampledVideo};
 use crate::error::{Error, Result};
-use crate::processor::image::{load_image, ImageInput, ImageLimits};
+use crate::processor::image::{load_image, AlphaMode, ImageInput, ImageLimits};
 use crate::processor::video::{sample_indices, FrameSampling, VideoMetadata};
 
 /// Extensions read as frames (compared without case).
@@ -108,5 +108,6 @@ pub(crate) fn from_images(
 }
 
 fn decode(input: &ImageInput, limits: &ImageLimits) -> Result<RgbImage> {
-    load_image(input, limits)?.to_rgb()
+    // Frames given as image files follow `load_image` (see `AlphaMode`).
+    load_image(input, limits)?.to_rgb(AlphaMode::Drop)
 }

@@ -103,8 +103,8 @@ pub fn environment(info: &crate::ModelInfo) -> Environment {
         dtype: info.dtype.clone(),
         quant: info.quant.clone(),
         compute: format!(
-            "vision {}, prefill {}",
-            info.vision_compute, info.prefill_compute
+            "{}: vision {}, prefill {}",
+            info.precision, info.vision_compute, info.prefill_compute
         ),
         build: format!(
             "{} ({})",
