@@ -9,5 +9,5 @@ for page in *.html; do
   chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
     --disable-component-update --disable-sync --no-first-run --hide-scrollbars \
     --user-data-dir="$profile" --screenshot="$PWD/${page%.html}.png" \
-    --window-size=1000,620 "file://$PWD/$page"
+    --window-size=1000,840 "file://$PWD/$page"
 done

@@ -262,6 +262,78 @@ fn the_cli_prints_the_schema_and_writes_every_format() {
 }
 
 #[test]
+fn the_cli_reads_a_directory_and_renders_saved_cards_again() {
+    let model = crate::common::model_dir("tiny-smolvlm");
+    let dir = tempfile::tempdir().unwrap();
+    let shots = dir.path().join("shots");
+    std::fs::create_dir(&shots).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/screenshots");
+    for name in ["quillwise.png", "inkpot.png"] {
+        std::fs::copy(examples.join(name), shots.join(name)).unwrap();
+    }
+    std::fs::write(shots.join("notes.txt"), "not a screenshot").unwrap();
+    let card = dir.path().join("card.json");
+    let out = vlm(&[
+        "compare",
+        arg(&shots),
+        "--model",
+        arg(&model),
+        "--no-cache",
+        "--format",
+        "json",
+        "--out",
+        arg(&card),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("skipping") && stderr.contains("notes.txt"),
+        "{stderr}"
+    );
+    let saved = Comparison::from_json(&std::fs::read_to_string(&card).unwrap(), "card").unwrap();
+    let files: Vec<&str> = saved.tools.iter().map(|t| t.source.file.as_str()).collect();
+    assert_eq!(files, ["inkpot.png", "quillwise.png"], "name order");
+
+    // The saved card renders again without a model, as Markdown and HTML.
+    let out = vlm(&["compare", "--from-json", arg(&card)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(md.trim_end(), render::markdown(&saved).trim_end());
+    let out = vlm(&["compare", "--from-json", arg(&card), "--format", "html"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("<h2>Reviewer scorecard</h2>"));
+
+    // Not a card, or a directory with no images: a clear error naming the input, exit 2.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"schema_version": "other/3"}"#).unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for (args, needle) in [
+        (
+            vec!["compare", "--from-json", arg(&bad)],
+            "schema version `other/3`",
+        ),
+        (
+            vec!["compare", arg(&empty), arg(&shots), "--model", arg(&model)],
+            "has no PNG, JPEG, WebP or GIF files",
+        ),
+    ] {
+        let out = vlm(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{stderr}");
+    }
+}
+
+#[test]
 fn the_cli_refuses_a_single_screenshot_and_a_bad_schema() {
     let model = crate::common::model_dir("tiny-smolvlm");
     let shot = fixtures().join("images").join(SHOT_A);

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::common::{fixtures, model_dir};
@@ -210,7 +211,7 @@ fn data_url(name: &str) -> String {
     let bytes = std::fs::read(image_path(name)).unwrap();
     format!(
         "data:image/png;base64,{}",
-        vlm::apps::compare::render::base64(&bytes)
+        base64::engine::general_purpose::STANDARD.encode(&bytes)
     )
 }
 
@@ -523,7 +524,7 @@ fn long_compare() -> Value {
                 .unwrap();
             format!(
                 "data:image/png;base64,{}",
-                vlm::apps::compare::render::base64(&png)
+                base64::engine::general_purpose::STANDARD.encode(&png)
             )
         })
         .collect();

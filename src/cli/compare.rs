@@ -1,5 +1,6 @@
-//! `vlm compare SHOT SHOT…`: arguments → [`vlm::apps::compare`] → a Markdown, JSON or HTML
-//! card on stdout or in `--out`; progress on stderr (only when it is a terminal).
+//! `vlm compare SHOT|DIR…`: arguments → [`vlm::apps::compare`] → a Markdown, JSON or HTML
+//! card on stdout or in `--out`; progress on stderr (only when it is a terminal). `--from-json`
+//! renders a saved card again without the model.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,9 +16,18 @@ use crate::cli::args::ModelArgs;
 /// `vlm compare SCREENSHOT SCREENSHOT...`
 #[derive(Args, Debug)]
 pub struct CompareArgs {
-    /// Screenshots of two or more tools' landing, pricing or model-card pages.
-    #[arg(value_name = "SCREENSHOT", required_unless_present = "schema")]
+    /// Screenshots of two or more tools' landing, pricing, review or model-card pages; a
+    /// directory stands for its PNG, JPEG, WebP and GIF files in name order.
+    #[arg(
+        value_name = "SCREENSHOT",
+        required_unless_present_any = ["schema", "from_json"],
+        conflicts_with = "from_json"
+    )]
     pub shots: Vec<PathBuf>,
+    /// Render a card saved with `--format json` (vlm-compare-card/2 or /1) again, in
+    /// `--format`, without loading a model.
+    #[arg(long, value_name = "CARD.json")]
+    pub from_json: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Md)]
     pub format: Format,
@@ -65,7 +75,20 @@ pub fn run(args: CompareArgs) -> Result<()> {
             &serde_json::to_string_pretty(&compare::card_schema())?,
         );
     }
-    let shots: Vec<ImageInput> = args.shots.iter().cloned().map(ImageInput::Path).collect();
+    if let Some(path) = &args.from_json {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let comparison = compare::Comparison::from_json(&text, &path.display().to_string())?;
+        let thumbs = vec![None; comparison.tools.len()];
+        return emit(&args, &render_as(args.format, &comparison, &thumbs)?);
+    }
+    let (shots, skipped) = compare::screenshots_at(&args.shots)?;
+    for path in skipped {
+        eprintln!(
+            "warning: skipping {}: not a PNG, JPEG, WebP or GIF file",
+            path.display()
+        );
+    }
     if shots.len() < 2 {
         // Before loading a model: the answer does not depend on it.
         return Err(vlm::Error::InvalidOption {
@@ -140,22 +163,32 @@ pub fn run(args: CompareArgs) -> Result<()> {
             s.unfinished,
         );
     }
-    let text = match args.format {
-        Format::Md => render::markdown(&comparison),
-        Format::Json => render::json(&comparison),
-        Format::Html => {
-            let thumbs: Vec<Option<String>> = args
-                .shots
-                .iter()
-                .map(|p| {
-                    let bytes = std::fs::read(p).ok()?;
-                    render::thumbnail_data_url(&bytes, 480).ok()
-                })
-                .collect();
-            render::html(&comparison, &thumbs)
-        }
+    let thumbs: Vec<Option<String>> = match args.format {
+        Format::Html => shots
+            .iter()
+            .map(|shot| {
+                let ImageInput::Path(p) = shot else {
+                    return None;
+                };
+                let bytes = std::fs::read(p).ok()?;
+                render::thumbnail_data_url(&bytes, 480).ok()
+            })
+            .collect(),
+        _ => Vec::new(),
     };
-    emit(&args, &text)
+    emit(&args, &render_as(args.format, &comparison, &thumbs)?)
+}
+
+fn render_as(
+    format: Format,
+    comparison: &compare::Comparison,
+    thumbs: &[Option<String>],
+) -> Result<String> {
+    Ok(match format {
+        Format::Md => render::markdown(comparison),
+        Format::Json => render::json(comparison),
+        Format::Html => render::html(comparison, thumbs)?,
+    })
 }
 
 fn emit(args: &CompareArgs, text: &str) -> Result<()> {

@@ -626,7 +626,7 @@ fn run_task(
                         .collect();
                     serde_json::json!({
                         "format": "html",
-                        "content": render::html(&comparison, &thumbs),
+                        "content": render::html(&comparison, &thumbs)?,
                     })
                 }
             })

@@ -10,11 +10,8 @@ use image::RgbImage;
 
 use super::{FrameFn, SampledVideo};
 use crate::error::{Error, Result};
-use crate::processor::image::{load_image, AlphaMode, ImageInput, ImageLimits};
+use crate::processor::image::{image_files, load_image, AlphaMode, ImageInput, ImageLimits};
 use crate::processor::video::{sample_indices, FrameSampling, VideoMetadata};
-
-/// Extensions read as frames (compared without case).
-const FRAME_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "webp", "gif"];
 
 /// The frame files of `dir`, sorted by name.
 pub(crate) fn frame_files(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -29,42 +26,18 @@ pub fn skipped_entries(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// `(frames, skipped)` of `dir`, each sorted by name.
 fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let origin = || dir.display().to_string();
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::Video {
-        origin: origin(),
+    let listing = image_files(dir).map_err(|e| Error::Video {
+        origin: dir.display().to_string(),
         problem: format!("cannot list the directory: {e}"),
     })?;
-    let mut files = Vec::new();
-    let mut skipped = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::Video {
-            origin: origin(),
-            problem: format!("cannot list the directory: {e}"),
-        })?;
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') {
-            continue;
-        }
-        let is_frame = path.is_file()
-            && path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| FRAME_EXTENSIONS.iter().any(|f| e.eq_ignore_ascii_case(f)));
-        if is_frame {
-            files.push(path);
-        } else {
-            tracing::warn!(
-                "{}: skipping `{name}`, not a PNG, JPEG, WebP or GIF frame",
-                dir.display()
-            );
-            skipped.push(path);
-        }
+    for path in &listing.skipped {
+        tracing::warn!(
+            "{}: skipping `{}`, not a PNG, JPEG, WebP or GIF frame",
+            dir.display(),
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
     }
-    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-    skipped.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-    Ok((files, skipped))
+    Ok((listing.images, listing.skipped))
 }
 
 /// The sampled frames of a directory of frames taken `rate` times a second.

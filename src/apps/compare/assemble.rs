@@ -3,6 +3,7 @@
 //! Pure; no model.
 
 use super::card::{Comparison, Difference, PricingModel, ToolCard, CARD_SCHEMA_VERSION};
+use super::extract::numbers;
 
 /// Builds the comparison of `cards` (warnings and stats left empty).
 pub fn assemble(cards: Vec<ToolCard>) -> Comparison {
@@ -91,7 +92,129 @@ pub fn differences(cards: &[ToolCard]) -> Vec<Difference> {
             .map(|c| c.ratings.as_ref().map(|r| r.join("; ")))
             .collect(),
     );
+    row(
+        "Panel ship",
+        cards.iter().map(|c| c.panel_ship.clone()).collect(),
+    );
+    row(
+        "Community vote",
+        cards.iter().map(|c| c.community_vote.clone()).collect(),
+    );
     rows
+}
+
+/// A figure read from a panel's ship figure or a vote, so that tools can be ranked on it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Figure {
+    /// A share: "82%" is 0.82, "4/5" and "4 of 5" are 0.8.
+    Share(f64),
+    /// A count: "1,204 upvotes".
+    Count(f64),
+}
+
+/// The figure in `text`, if it has one.
+pub fn figure(text: &str) -> Option<Figure> {
+    let nums: Vec<f64> = numbers(text)
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let first = *nums.first()?;
+    let lower = text.to_lowercase();
+    if lower.contains('%') {
+        return Some(Figure::Share(first / 100.0));
+    }
+    if nums.len() >= 2 && (lower.contains('/') || lower.contains(" of ")) && nums[1] > 0.0 {
+        return Some(Figure::Share(first / nums[1]));
+    }
+    Some(Figure::Count(first))
+}
+
+/// The one tool whose figure is highest, when at least two tools show figures of one kind
+/// (shares or counts, not a mix) and no other ties it.
+fn leader(figures: &[Option<Figure>]) -> Option<usize> {
+    let shown: Vec<(usize, Figure)> = figures
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| Some((i, (*f)?)))
+        .collect();
+    if shown.len() < 2 {
+        return None;
+    }
+    let value = |f: Figure| match f {
+        Figure::Share(v) | Figure::Count(v) => v,
+    };
+    let same_kind = shown
+        .iter()
+        .all(|(_, f)| std::mem::discriminant(f) == std::mem::discriminant(&shown[0].1));
+    if !same_kind {
+        return None;
+    }
+    let best = shown
+        .iter()
+        .map(|(_, f)| value(*f))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let mut at_best = shown.iter().filter(|(_, f)| value(*f) == best);
+    match (at_best.next(), at_best.next()) {
+        (Some((i, _)), None) => Some(*i),
+        _ => None,
+    }
+}
+
+/// The verdict's last sentence: which tool to ship with, from the panel's figures, then the
+/// community's votes; when neither settles it, where each one breaks as the scorecards say.
+fn ship_with(cards: &[ToolCard], names: &[String]) -> String {
+    let quoted = |texts: Vec<Option<&String>>| -> String {
+        let shown: Vec<String> = texts
+            .iter()
+            .zip(names)
+            .filter_map(|(t, n)| Some(format!("{n} “{}”", (*t)?)))
+            .collect();
+        shown.join(", ")
+    };
+    let panel: Vec<Option<Figure>> = cards
+        .iter()
+        .map(|c| c.panel_ship.as_deref().and_then(figure))
+        .collect();
+    if let Some(i) = leader(&panel) {
+        return format!(
+            "Ship with {}: the panel's ship figure is the highest ({}).",
+            names[i],
+            quoted(cards.iter().map(|c| c.panel_ship.as_ref()).collect())
+        );
+    }
+    let votes: Vec<Option<Figure>> = cards
+        .iter()
+        .map(|c| c.community_vote.as_deref().and_then(figure))
+        .collect();
+    if let Some(i) = leader(&votes) {
+        return format!(
+            "Ship with {}: the community vote favours it ({}).",
+            names[i],
+            quoted(cards.iter().map(|c| c.community_vote.as_ref()).collect())
+        );
+    }
+    let breaks: Vec<String> = cards
+        .iter()
+        .zip(names)
+        .filter_map(|(c, n)| {
+            let text = c
+                .scorecard
+                .as_ref()?
+                .competition
+                .as_ref()?
+                .where_it_breaks
+                .as_ref()?;
+            Some(format!("{n} “{text}”"))
+        })
+        .collect();
+    if breaks.is_empty() {
+        "The screenshots do not settle which one to ship with.".to_string()
+    } else {
+        format!(
+            "The screenshots do not settle which one to ship with; where each breaks: {}.",
+            breaks.join("; ")
+        )
+    }
 }
 
 fn article(word: &str) -> &'static str {
@@ -197,6 +320,7 @@ pub fn verdict(cards: &[ToolCard], names: &[String]) -> String {
             missing.join("; ")
         ));
     }
+    sentences.push(ship_with(cards, names));
     sentences.join(" ")
 }
 
@@ -260,5 +384,46 @@ mod tests {
         );
         assert!(c.verdict.contains("“Ships 2x faster”"));
         assert!(c.verdict.contains("Not visible in the screenshots: Alpha's key facts; Beta's price, key facts and claims."), "{}", c.verdict);
+        assert!(
+            c.verdict
+                .ends_with("The screenshots do not settle which one to ship with."),
+            "{}",
+            c.verdict
+        );
+    }
+
+    #[test]
+    fn figures_read_shares_and_counts() {
+        assert_eq!(figure("82% would ship"), Some(Figure::Share(0.82)));
+        assert_eq!(figure("4/5 reviewers ship"), Some(Figure::Share(0.8)));
+        assert_eq!(figure("3 of 4 would ship"), Some(Figure::Share(0.75)));
+        assert_eq!(figure("1,204 upvotes"), Some(Figure::Count(1204.0)));
+        assert_eq!(figure("Editor's choice"), None);
+    }
+
+    #[test]
+    fn the_verdict_ends_with_which_one_to_ship_with() {
+        let mut a = card("Alpha", None, &[]);
+        let mut b = card("Beta", None, &[]);
+        a.panel_ship = Some("4/5 ship".into());
+        b.panel_ship = Some("72% ship".into());
+        let v = assemble(vec![a.clone(), b.clone()]).verdict;
+        assert!(
+            v.ends_with("Ship with Alpha: the panel's ship figure is the highest (Alpha “4/5 ship”, Beta “72% ship”)."),
+            "{v}"
+        );
+        // A tie on the panel falls through to the community vote.
+        b.panel_ship = Some("80% ship".into());
+        a.community_vote = Some("310 upvotes".into());
+        b.community_vote = Some("1,204 upvotes".into());
+        let v = assemble(vec![a.clone(), b.clone()]).verdict;
+        assert!(v.ends_with("Ship with Beta: the community vote favours it (Alpha “310 upvotes”, Beta “1,204 upvotes”)."), "{v}");
+        // Shares against counts do not rank.
+        b.community_vote = Some("64%".into());
+        let v = assemble(vec![a, b]).verdict;
+        assert!(
+            v.ends_with("The screenshots do not settle which one to ship with."),
+            "{v}"
+        );
     }
 }

@@ -4,8 +4,15 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::scorecard::{Angle, Scorecard};
+use crate::{Error, Result};
+
 /// Version of the card format; bumped whenever the schema changes.
-pub const CARD_SCHEMA_VERSION: &str = "vlm-compare-card/1";
+pub const CARD_SCHEMA_VERSION: &str = "vlm-compare-card/2";
+
+/// The first version, still read: its cards have no panel figure, community vote or
+/// scorecard.
+pub const CARD_SCHEMA_V1: &str = "vlm-compare-card/1";
 
 /// A side-by-side comparison of two or more tools, read off their screenshots.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +54,15 @@ pub struct ToolCard {
     pub claims: Option<Vec<String>>,
     /// Ratings or scores as shown ("4.8/5 on G2").
     pub ratings: Option<Vec<String>>,
+    /// A ship or recommendation figure from a review panel, as shown ("82% would ship").
+    #[serde(default)]
+    pub panel_ship: Option<String>,
+    /// A community vote, as shown ("1,204 upvotes").
+    #[serde(default)]
+    pub community_vote: Option<String>,
+    /// The reviewer scorecard, as the page reads it from four angles.
+    #[serde(default)]
+    pub scorecard: Option<Scorecard>,
     /// The screenshot this card was read from.
     pub source: Source,
 }
@@ -151,11 +167,17 @@ pub enum Field {
     Claims,
     /// [`ToolCard::ratings`].
     Ratings,
+    /// [`ToolCard::panel_ship`].
+    PanelShip,
+    /// [`ToolCard::community_vote`].
+    CommunityVote,
+    /// One angle of [`ToolCard::scorecard`].
+    Scorecard(Angle),
 }
 
 impl Field {
-    /// Every field, in card order.
-    pub const ALL: [Field; 8] = [
+    /// Every field, in card order: the facts, then the scorecard's angles.
+    pub const ALL: [Field; 14] = [
         Field::Name,
         Field::Category,
         Field::Tagline,
@@ -164,7 +186,26 @@ impl Field {
         Field::KeyFacts,
         Field::Claims,
         Field::Ratings,
+        Field::PanelShip,
+        Field::CommunityVote,
+        Field::Scorecard(Angle::DeveloperExperience),
+        Field::Scorecard(Angle::Competition),
+        Field::Scorecard(Angle::Thesis),
+        Field::Scorecard(Angle::Business),
     ];
+
+    /// The fields that are read off the page as shown (every one but the scorecard's angles).
+    pub fn facts() -> impl Iterator<Item = Field> {
+        Field::ALL.into_iter().filter(|f| f.angle().is_none())
+    }
+
+    /// The scorecard angle this field is, if any.
+    pub fn angle(self) -> Option<Angle> {
+        match self {
+            Field::Scorecard(a) => Some(a),
+            _ => None,
+        }
+    }
 
     /// The JSON key ("entry_price").
     pub fn key(self) -> &'static str {
@@ -177,6 +218,9 @@ impl Field {
             Field::KeyFacts => "key_facts",
             Field::Claims => "claims",
             Field::Ratings => "ratings",
+            Field::PanelShip => "panel_ship",
+            Field::CommunityVote => "community_vote",
+            Field::Scorecard(a) => a.key(),
         }
     }
 
@@ -191,6 +235,9 @@ impl Field {
             Field::KeyFacts => "Key facts",
             Field::Claims => "Claims",
             Field::Ratings => "Ratings",
+            Field::PanelShip => "Panel ship",
+            Field::CommunityVote => "Community vote",
+            Field::Scorecard(a) => a.label(),
         }
     }
 
@@ -233,6 +280,9 @@ impl Field {
             }),
             Field::Claims => list(LIMITS.claims, LIMITS.claim),
             Field::Ratings => list(LIMITS.ratings, LIMITS.rating),
+            Field::PanelShip => text(LIMITS.panel_ship),
+            Field::CommunityVote => text(LIMITS.community_vote),
+            Field::Scorecard(a) => a.schema(),
         }
     }
 }
@@ -261,6 +311,10 @@ pub struct Limits {
     pub ratings: usize,
     /// One rating.
     pub rating: usize,
+    /// The panel's ship figure.
+    pub panel_ship: usize,
+    /// The community vote.
+    pub community_vote: usize,
 }
 
 /// The limits the schema publishes.
@@ -276,14 +330,17 @@ pub const LIMITS: Limits = Limits {
     claim: 100,
     ratings: 4,
     rating: 48,
+    panel_ship: 60,
+    community_vote: 60,
 };
 
 /// The JSON schema (draft 2020-12) of a [`Comparison`] as [`super::render::json`] writes it.
 pub fn card_schema() -> Value {
     let mut tool_props = serde_json::Map::new();
-    for field in Field::ALL {
+    for field in Field::facts() {
         tool_props.insert(field.key().into(), field.schema());
     }
+    tool_props.insert("scorecard".into(), Scorecard::schema());
     tool_props.insert(
         "source".into(),
         json!({
@@ -297,10 +354,9 @@ pub fn card_schema() -> Value {
             "additionalProperties": false
         }),
     );
-    let tool_required: Vec<&str> = Field::ALL
-        .iter()
+    let tool_required: Vec<&str> = Field::facts()
         .map(|f| f.key())
-        .chain(["source"])
+        .chain(["scorecard", "source"])
         .collect();
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -340,6 +396,33 @@ pub fn card_schema() -> Value {
     })
 }
 
+impl Comparison {
+    /// Reads a card written by [`super::render::json`], in this version or
+    /// [`CARD_SCHEMA_V1`] (upgraded: its tools have no panel figure, vote or scorecard).
+    /// `origin` names the input in errors.
+    pub fn from_json(text: &str, origin: &str) -> Result<Comparison> {
+        let problem = |problem: String| Error::InvalidOption {
+            name: "card",
+            reason: format!("{origin}: {problem}"),
+        };
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| problem(format!("not JSON: {e}")))?;
+        match value.get("schema_version").and_then(Value::as_str) {
+            Some(CARD_SCHEMA_VERSION | CARD_SCHEMA_V1) => {}
+            Some(other) => {
+                return Err(problem(format!(
+                    "schema version `{other}` is not one this build reads ({CARD_SCHEMA_VERSION}, {CARD_SCHEMA_V1})"
+                )))
+            }
+            None => return Err(problem("no schema_version: not a vlm compare card".into())),
+        }
+        let mut card: Comparison = serde_json::from_value(value)
+            .map_err(|e| problem(format!("not a vlm compare card: {e}")))?;
+        card.schema_version = CARD_SCHEMA_VERSION.to_string();
+        Ok(card)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,8 +441,39 @@ mod tests {
     fn schema_lists_every_field() {
         let schema = card_schema();
         let props = &schema["properties"]["tools"]["items"]["properties"];
-        for f in Field::ALL {
+        for f in Field::facts() {
             assert!(props.get(f.key()).is_some(), "{}", f.key());
         }
+        for a in Angle::ALL {
+            assert!(props["scorecard"]["properties"].get(a.key()).is_some());
+        }
+    }
+
+    #[test]
+    fn version_one_cards_are_read_and_others_refused() {
+        let v1 = json!({
+            "schema_version": CARD_SCHEMA_V1,
+            "title": "A vs B",
+            "tools": [{
+                "name": "A", "category": null, "tagline": null, "entry_price": "$5",
+                "pricing_model": "paid", "key_facts": null, "claims": null, "ratings": null,
+                "source": {"file": "a.png", "bytes": 3, "sha256": "00"}
+            }],
+            "differences": [], "verdict": "A: from $5 (paid).", "warnings": []
+        });
+        let card = Comparison::from_json(&v1.to_string(), "old.json").unwrap();
+        assert_eq!(card.schema_version, CARD_SCHEMA_VERSION);
+        assert_eq!(card.tools[0].entry_price.as_deref(), Some("$5"));
+        assert_eq!(card.tools[0].scorecard, None);
+        let mut v9 = v1.clone();
+        v9["schema_version"] = json!("vlm-compare-card/9");
+        let err = Comparison::from_json(&v9.to_string(), "new.json").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("new.json: schema version `vlm-compare-card/9`"),
+            "{err}"
+        );
+        assert!(Comparison::from_json("{}", "x.json").is_err());
+        assert!(Comparison::from_json("[", "x.json").is_err());
     }
 }

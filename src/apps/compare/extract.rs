@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::cache::{EmbeddingCache, Lookup};
 use super::card::{Field, KeyFact, PricingModel, ToolCard, LIMITS};
+use super::scorecard::{Angle, POINT_MAX_CHARS};
 use super::{CompareOptions, Shot};
 use crate::{Constraint, Engine, GenerateOptions, ImageInput, Message, Result, Session};
 
@@ -50,6 +51,19 @@ fn json_constraint(field: Field) -> Constraint {
     Constraint::json_schema(schema)
 }
 
+/// The question for one scorecard angle: its points, each as a phrase from the page.
+fn scorecard_prompt(angle: Angle) -> String {
+    let points = angle.points();
+    let asks: Vec<&str> = points.iter().map(|p| p.asks).collect();
+    let keys: Vec<String> = points.iter().map(|p| format!("\"{}\"", p.key)).collect();
+    format!(
+        "Read the reviewer scorecard on this page from the {} angle: {}. Answer with a JSON object with the keys {}, each a short phrase as the page puts it, or null where the page does not say. Use no number that is not on the page. Answer null if the page shows no scorecard.",
+        angle.label().to_lowercase(),
+        asks.join("; "),
+        keys.join(", ")
+    )
+}
+
 fn question(field: Field) -> Question {
     let json = |prompt: &str| (prompt.to_string(), json_constraint(field));
     let (prompt, constraint) = match field {
@@ -76,12 +90,17 @@ fn question(field: Field) -> Question {
         Field::KeyFacts => json("List the key facts shown on this page as label and value pairs, exactly as written (for example {\"label\": \"Templates\", \"value\": \"240+\"}). Answer with a JSON array of objects, or null if there are none."),
         Field::Claims => json("List up to five short claims this page makes about the product, as written. Answer with a JSON array of strings, or null if there are none."),
         Field::Ratings => json("List any ratings, scores or review stars shown on this page, as written (for example 4.8/5). Answer with a JSON array of strings, or null if there are none."),
+        Field::PanelShip => json("Does this page show a review panel's ship or recommendation figure for the product (for example 82% would ship, or Editor's choice)? Answer with it as written, as a JSON string, or null if none is shown."),
+        Field::CommunityVote => json("Does this page show a community vote for the product (for example upvotes, or a share of readers' votes)? Answer with it as written, as a JSON string, or null if none is shown."),
+        Field::Scorecard(angle) => (scorecard_prompt(angle), json_constraint(field)),
     };
     let max_tokens = match field {
         Field::KeyFacts => 320,
         Field::Claims => 320,
         Field::Tagline => 96,
         Field::Ratings => 128,
+        // A few phrases of at most POINT_MAX_CHARS characters each, and the keys.
+        Field::Scorecard(angle) => 48 + angle.points().len() * 64,
         _ => 64,
     };
     Question {
@@ -263,6 +282,22 @@ pub fn apply(card: &mut ToolCard, field: Field, text: &str) -> std::result::Resu
         Field::Tagline => card.tagline = string(LIMITS.tagline)?,
         Field::Claims => card.claims = strings(&value, LIMITS.claims, LIMITS.claim)?,
         Field::Ratings => card.ratings = strings(&value, LIMITS.ratings, LIMITS.rating)?,
+        Field::PanelShip => card.panel_ship = string(LIMITS.panel_ship)?,
+        Field::CommunityVote => card.community_vote = string(LIMITS.community_vote)?,
+        Field::Scorecard(angle) => {
+            let scorecard = card.scorecard.get_or_insert_with(Default::default);
+            scorecard.set(angle, value)?;
+            for slot in scorecard.values_mut(angle).into_iter().flatten() {
+                *slot = slot
+                    .as_deref()
+                    .and_then(nonempty)
+                    .map(|s| clip(s, POINT_MAX_CHARS));
+            }
+            scorecard.drop_empty();
+            if scorecard.is_empty() {
+                card.scorecard = None;
+            }
+        }
         Field::KeyFacts => {
             card.key_facts = match &value {
                 Value::Null => None,
@@ -287,6 +322,71 @@ pub fn apply(card: &mut ToolCard, field: Field, text: &str) -> std::result::Resu
         Field::EntryPrice | Field::PricingModel => {}
     }
     Ok(())
+}
+
+/// The numbers written in `text` ("4.8", "1,204" as "1204", "82"), in order.
+pub fn numbers(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            current.push(c);
+        } else if !current.is_empty()
+            && (c == '.' || c == ',')
+            && chars.peek().is_some_and(char::is_ascii_digit)
+        {
+            // A thousands separator is dropped; a decimal point is kept.
+            if c == '.' {
+                current.push(c);
+            }
+        } else if !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Clears every scorecard point that names a number the card's facts (everything read off the
+/// page as shown: name, tagline, price, facts, claims, ratings, panel figure, vote) do not
+/// show, and returns why for each. The model's other answers are the only witness of the page's
+/// text, and a number no other answer read is more likely made up than read.
+pub fn ground_scorecard(card: &mut ToolCard) -> Vec<String> {
+    let shown: Vec<String> = Field::facts()
+        .filter_map(|f| super::render::field_text(card, f))
+        .flat_map(|t| numbers(&t))
+        .collect();
+    let mut problems = Vec::new();
+    let Some(scorecard) = card.scorecard.as_mut() else {
+        return problems;
+    };
+    for angle in Angle::ALL {
+        let points = angle.points();
+        for (point, slot) in points
+            .iter()
+            .zip(scorecard.values_mut(angle).into_iter().flatten())
+        {
+            let Some(text) = slot.as_deref() else {
+                continue;
+            };
+            if let Some(n) = numbers(text).into_iter().find(|n| !shown.contains(n)) {
+                problems.push(format!(
+                    "{} / {} left as not visible (it names {n}, which no field of the page shows)",
+                    angle.label().to_lowercase(),
+                    point.label.to_lowercase()
+                ));
+                *slot = None;
+            }
+        }
+    }
+    scorecard.drop_empty();
+    if scorecard.is_empty() {
+        card.scorecard = None;
+    }
+    problems
 }
 
 fn strings(
@@ -370,5 +470,47 @@ mod tests {
         assert_eq!(card.key_facts.as_ref().map(Vec::len), Some(1));
         assert!(apply(&mut card, Field::Claims, "{").is_err());
         assert!(apply(&mut card, Field::Name, "3").is_err());
+    }
+
+    #[test]
+    fn numbers_are_read_as_written() {
+        assert_eq!(
+            numbers("4.8/5 on G2, 9,000 teams; 82% ship. v2."),
+            ["4.8", "5", "2", "9000", "82", "2"]
+        );
+        assert!(numbers("no digits here").is_empty());
+    }
+
+    #[test]
+    fn scorecard_points_with_numbers_the_page_does_not_show_are_cleared() {
+        let mut card = ToolCard::default();
+        apply(
+            &mut card,
+            Field::KeyFacts,
+            r#"[{"label": "Templates", "value": "240+"}]"#,
+        )
+        .unwrap();
+        apply(
+            &mut card,
+            Field::Scorecard(Angle::Business),
+            r#"{"who_buys": "Teams of 240", "moat": "Priced 40% under rivals", "stress_test": null}"#,
+        )
+        .unwrap();
+        let problems = ground_scorecard(&mut card);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("business / the moat") && problems[0].contains("40"));
+        let business = card.scorecard.as_ref().unwrap().business.as_ref().unwrap();
+        assert_eq!(business.who_buys.as_deref(), Some("Teams of 240"));
+        assert_eq!(business.moat, None);
+
+        // An angle left with nothing visible, and then the whole scorecard, read as null.
+        apply(
+            &mut card,
+            Field::Scorecard(Angle::Business),
+            r#"{"who_buys": "Teams of 7", "moat": null, "stress_test": null}"#,
+        )
+        .unwrap();
+        ground_scorecard(&mut card);
+        assert_eq!(card.scorecard, None);
     }
 }

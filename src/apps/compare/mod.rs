@@ -1,5 +1,6 @@
 //! `compare`: screenshots of two or more software tools → a side-by-side comparison card
-//! (name, category, pitch, price, facts, claims, ratings, differences and a verdict).
+//! (name, category, pitch, price, facts, claims, ratings, the panel's ship figure, the community
+//! vote, the reviewer scorecard from four angles, differences and a verdict).
 //!
 //! Data flow: each screenshot is read and hashed ([`Shot`]), opened once by an
 //! [`Extractor`] (the model encodes it, or takes its features from the [`EmbeddingCache`], and
@@ -23,6 +24,7 @@ pub mod cache;
 pub mod card;
 pub mod extract;
 pub mod render;
+pub mod scorecard;
 
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -31,9 +33,10 @@ use std::time::{Duration, Instant};
 pub use cache::EmbeddingCache;
 pub use card::{
     card_schema, Comparison, Difference, Field, KeyFact, PricingModel, Source, ToolCard,
-    CARD_SCHEMA_VERSION,
+    CARD_SCHEMA_V1, CARD_SCHEMA_VERSION,
 };
 pub use extract::{Answer, Extractor, ModelExtractor, Opened, Question};
+pub use scorecard::{Angle, Scorecard};
 
 use crate::{Engine, Error, ImageInput, Result};
 
@@ -106,6 +109,33 @@ impl Shot {
             },
         })
     }
+}
+
+/// The screenshots named by `paths`: files as given, directories as their image files in name
+/// order. Returns the screenshots and the directory entries left out (not PNG, JPEG, WebP or
+/// GIF by extension), for a caller to warn about.
+pub fn screenshots_at(paths: &[PathBuf]) -> Result<(Vec<ImageInput>, Vec<PathBuf>)> {
+    let mut shots = Vec::new();
+    let mut skipped = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let listing = crate::processor::image::image_files(path).map_err(|e| Error::Image {
+                origin: path.display().to_string(),
+                problem: format!("cannot list the directory: {e}"),
+            })?;
+            if listing.images.is_empty() {
+                return Err(Error::Image {
+                    origin: path.display().to_string(),
+                    problem: "has no PNG, JPEG, WebP or GIF files".into(),
+                });
+            }
+            shots.extend(listing.images.into_iter().map(ImageInput::Path));
+            skipped.extend(listing.skipped);
+        } else {
+            shots.push(ImageInput::Path(path.clone()));
+        }
+    }
+    Ok((shots, skipped))
 }
 
 /// A PNG, JPEG, WebP or GIF whose header reads.
@@ -283,6 +313,11 @@ pub fn compare_with(
                 done: i + 1,
                 total: questions.len(),
             });
+        }
+        for problem in extract::ground_scorecard(&mut card) {
+            let warning = format!("{name}: {problem}");
+            on_event(CompareEvent::Warning(&warning));
+            warnings.push(warning);
         }
         cards.push(card);
     }
