@@ -1,5 +1,5 @@
-//! The BF16 dot-product GEMM (`vlm::model::gemm_bf16`) on the vision tower's MLP shape, one
-//! 512 px tile: `[1024, 768] · [3072, 768]ᵀ`, and the fused block attention of one layer
+//! The BF16 dot-product GEMM (`vlm::bench_api::PackedBf16`) on the vision tower's MLP shape,
+//! one 512 px tile: `[1024, 768] · [3072, 768]ᵀ`, and the fused block attention of one layer
 //! (12 heads of 64 over 1024 patches). Baseline in the same run: Candle's f32 `matmul` (the
 //! `gemm` crate) on the same shape. Packing the weights is outside the timed loop (it happens
 //! once at load); rounding the activations to bf16 is inside (it happens on every call).
@@ -8,8 +8,7 @@
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
-use vlm::model::attention_bf16::{attention, AttentionShape};
-use vlm::model::gemm_bf16::{self, PackedBf16};
+use vlm::bench_api::{attention, bf16_available, AttentionShape, PackedBf16};
 
 const M: usize = 1024;
 const K: usize = 768;
@@ -37,7 +36,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("candle_f32", |b| {
         b.iter(|| at.matmul(&wt.t().expect("t")).expect("matmul"))
     });
-    if gemm_bf16::available() {
+    if bf16_available() {
         let packed = PackedBf16::from_rows(&w, N, K).expect("pack");
         group.bench_function("vlm_bf16_dot", |b| {
             b.iter(|| packed.matmul(&a, M).expect("bf16 matmul"))
@@ -45,7 +44,7 @@ fn bench(c: &mut Criterion) {
     }
     group.finish();
 
-    if gemm_bf16::available() {
+    if bf16_available() {
         let shape = AttentionShape {
             tokens: M,
             heads: 12,

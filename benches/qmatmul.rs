@@ -1,4 +1,4 @@
-//! The quantized matmul kernels (`vlm::model::qmatmul::QMatrix`: ggml blocks × f32 activations)
+//! The quantized matmul kernels (`vlm::bench_api::QMatrix`: ggml blocks × f32 activations)
 //! on the SmolVLM2-256M MLP shape, a `[1536, 576]` weight matrix: matrix-vector (1 × 576, a
 //! decode step) and matrix-matrix (64 × 576, a prefill slice), for Q8_0, Q4_0 and Q4_1. In the
 //! same run, the baselines: Candle's own `QMatMul` on the same blocks (it rounds activations
@@ -9,7 +9,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::time::Duration;
-use vlm::model::qmatmul::QMatrix;
+use vlm::bench_api::QMatrix;
 
 const IN: usize = 576;
 const OUT: usize = 1536;

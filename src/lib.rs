@@ -42,6 +42,7 @@ extern crate intel_mkl_src;
 
 pub mod apps;
 pub mod config;
+pub(crate) mod cpu;
 pub mod device;
 pub mod embed;
 pub mod engine;
@@ -81,3 +82,12 @@ pub use processor::chat::{Content, Message, Role};
 pub use processor::image::{AlphaMode, ImageInput, ImageLimits};
 pub use session::{ImageEmbedding, Session, VideoEmbedding};
 pub use video::VideoInput;
+
+/// For the crate's own benches and tests only: the CPU kernels they time or check directly.
+/// Not a stable API; it changes whenever the kernels do.
+#[doc(hidden)]
+pub mod bench_api {
+    pub use crate::cpu::attention_bf16::{attention, AttentionShape};
+    pub use crate::cpu::gemm_bf16::{available as bf16_available, PackedBf16};
+    pub use crate::cpu::qmatmul::QMatrix;
+}

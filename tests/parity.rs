@@ -216,7 +216,7 @@ fn bf16_vision_features_stay_close_to_transformers() {
         if engine.info().vision_compute != "bf16-dot" {
             // No AVX-512 BF16 on this CPU: the engine fell back to the reference kernels,
             // which the exact parity tests above cover.
-            assert!(!vlm::model::gemm_bf16::available());
+            assert!(!vlm::bench_api::bf16_available());
             assert_eq!(engine.info().precision, "exact");
             println!("skipped: this CPU has no AVX-512 BF16, so `fast` runs the exact kernels");
             return;
@@ -267,7 +267,7 @@ fn bf16_prefill_logits_stay_close_to_transformers() {
         if engine.info().prefill_compute != "bf16-dot" {
             // No AVX-512 BF16 on this CPU: the engine fell back to the reference kernels,
             // which the exact parity tests above cover.
-            assert!(!vlm::model::gemm_bf16::available());
+            assert!(!vlm::bench_api::bf16_available());
             assert_eq!(engine.info().precision, "exact");
             println!("skipped: this CPU has no AVX-512 BF16, so `fast` runs the exact kernels");
             return;

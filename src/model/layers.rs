@@ -6,9 +6,9 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Module, Tensor, D};
 
 use crate::config::Activation;
+use crate::cpu::gemm_bf16::PackedBf16;
+use crate::cpu::qmatmul::QMatrix;
 use crate::error::Result;
-use crate::model::gemm_bf16::PackedBf16;
-use crate::model::qmatmul::QMatrix;
 use crate::weights::Weights;
 
 /// `y = x Wᵀ + b`, with `W` dense (checkpoint `[out, in]` layout) or in a ggml block format.
@@ -126,7 +126,7 @@ impl RowView<'_> {
                 };
                 for (i, y) in out.iter_mut().enumerate() {
                     let row = start + (first + i) * in_dim;
-                    *y = crate::model::qmatmul::dot(&w[row..row + in_dim], x);
+                    *y = crate::cpu::qmatmul::dot(&w[row..row + in_dim], x);
                 }
             }
             RowView::Quant(m) => m.dot_rows_into(x, sums, first, out),
@@ -202,7 +202,7 @@ impl Linear {
     /// The weight and bias packed for the BF16 dot-product GEMM; `None` when the CPU lacks
     /// the instructions.
     pub(crate) fn pack_bf16(&self) -> Result<Option<PackedBf16>> {
-        if !crate::model::gemm_bf16::available() {
+        if !crate::cpu::gemm_bf16::available() {
             return Ok(None);
         }
         let (n, k) = self.dims()?;
@@ -376,7 +376,7 @@ impl RmsNorm {
 /// Applies an activation.
 pub fn activate(xs: &Tensor, act: Activation) -> Result<Tensor> {
     Ok(match act {
-        Activation::GeluTanh => crate::model::fastmath::gelu_tanh(xs)?,
+        Activation::GeluTanh => crate::cpu::fastmath::gelu_tanh(xs)?,
         Activation::GeluErf => xs.gelu_erf()?,
         Activation::Silu => candle_nn::ops::silu(xs)?,
     })

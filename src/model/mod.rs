@@ -1,13 +1,9 @@
 //! The SmolVLM model: pixels and token ids → logits. Composition only; each part lives in its
 //! own file (vision tower, connector, decoder, cache).
 
-pub mod attention_bf16;
 pub mod connector;
-pub mod fastmath;
-pub mod gemm_bf16;
 pub mod kv_cache;
 pub mod layers;
-pub mod qmatmul;
 pub mod text;
 pub mod vision;
 

@@ -304,7 +304,7 @@ impl TextModel {
     /// Multiplies prompt blocks on the BF16 dot-product GEMM (activations rounded to bf16,
     /// f32 sums). Returns false, changing nothing, when the CPU lacks the instructions.
     pub fn use_bf16_prefill(&mut self) -> bool {
-        self.prefill_bf16 = crate::model::gemm_bf16::available();
+        self.prefill_bf16 = crate::cpu::gemm_bf16::available();
         self.prefill_bf16
     }
 

@@ -65,7 +65,7 @@ impl Attention {
         }
         // Ref: eager attention takes the softmax in f32 and casts back.
         let dtype = scores.dtype();
-        let probs = crate::model::fastmath::softmax_last_dim(&scores.to_dtype(DType::F32)?)?
+        let probs = crate::cpu::fastmath::softmax_last_dim(&scores.to_dtype(DType::F32)?)?
             .to_dtype(dtype)?;
         let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((n, l, d))?;
         self.out_proj.forward(&out)
@@ -158,7 +158,7 @@ impl VisionModel {
     /// their f32 weights. Returns false, changing nothing, when the CPU lacks the kernels or a
     /// layer has no kernel for its activation.
     pub fn use_bf16_dot(&mut self) -> Result<bool> {
-        if !crate::model::gemm_bf16::available() || self.bf16_layers.is_some() {
+        if !crate::cpu::gemm_bf16::available() || self.bf16_layers.is_some() {
             return Ok(self.bf16_layers.is_some());
         }
         if !self.layers.iter().all(bf16::Bf16Layer::supports) {

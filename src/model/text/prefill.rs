@@ -7,7 +7,7 @@
 //! Here they run over plain row-major buffers, parallel over rows. The matrix products take
 //! one of two routes:
 //! - Candle's f32 matmul (the reference): transformers' arithmetic up to summation order;
-//! - the BF16 dot-product GEMM ([`crate::model::gemm_bf16`]), when the model opted in: the
+//! - the BF16 dot-product GEMM ([`crate::cpu::gemm_bf16`]), when the model opted in: the
 //!   weights are packed for the call (no second copy is kept, so memory stays that of the
 //!   weights), activations are rounded to bf16, sums stay f32.
 
@@ -16,8 +16,8 @@ use rayon::prelude::*;
 
 use super::step::{add_assign, rms_norm, rope, step_activation};
 use super::TextModel;
+use crate::cpu::fastmath::softmax_rows;
 use crate::error::Result;
-use crate::model::fastmath::softmax_rows;
 use crate::model::kv_cache::KvCache;
 use crate::model::layers::Linear;
 

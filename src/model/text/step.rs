@@ -11,10 +11,10 @@ use rayon::prelude::*;
 
 use super::{RopeLayout, TextModel};
 use crate::config::Activation;
+use crate::cpu::qmatmul::dot;
 use crate::error::Result;
 use crate::model::kv_cache::KvCache;
 use crate::model::layers::RowView;
-use crate::model::qmatmul::dot;
 
 /// Output rows per parallel work item of a matrix-vector product: small enough to balance
 /// two to sixteen threads on a 576-row matrix, large enough to amortise the dispatch.

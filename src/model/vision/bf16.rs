@@ -9,9 +9,9 @@
 use rayon::prelude::*;
 
 use crate::config::Activation;
+use crate::cpu::attention_bf16::{self, AttentionShape};
+use crate::cpu::gemm_bf16::PackedBf16;
 use crate::error::{Error, Result};
-use crate::model::attention_bf16::{self, AttentionShape};
-use crate::model::gemm_bf16::PackedBf16;
 use crate::model::layers::{Linear, NormParams};
 
 use super::EncoderLayer;
@@ -112,7 +112,7 @@ impl Bf16Layer {
         let h = layer_norm(x, d, &self.norm2);
         let mut f = self.fc1.matmul(&h, l).ok_or_else(unavailable)?;
         f.par_chunks_mut(ROWS_PER_TASK * self.fc1.dims().0)
-            .for_each(crate::model::fastmath::gelu_tanh_in_place);
+            .for_each(crate::cpu::fastmath::gelu_tanh_in_place);
         let o = self.fc2.matmul(&f, l).ok_or_else(unavailable)?;
         add_assign(x, &o);
         Ok(())

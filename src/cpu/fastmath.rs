@@ -139,7 +139,7 @@ fn has_avx2() -> bool {
 }
 
 /// tanh-approximated GELU (`gelu_pytorch_tanh`).
-pub fn gelu_tanh(xs: &Tensor) -> Result<Tensor> {
+pub(crate) fn gelu_tanh(xs: &Tensor) -> Result<Tensor> {
     if xs.dtype() != DType::F32 || !xs.device().is_cpu() {
         return Ok(xs.gelu()?);
     }
@@ -160,7 +160,7 @@ pub fn gelu_tanh(xs: &Tensor) -> Result<Tensor> {
 }
 
 /// Softmax over the last dimension.
-pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
+pub(crate) fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
     if xs.dtype() != DType::F32 || !xs.device().is_cpu() {
         return Ok(candle_nn::ops::softmax_last_dim(xs)?);
     }

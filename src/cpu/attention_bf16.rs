@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use crate::model::gemm_bf16::{self, PackedBf16, MR};
+use crate::cpu::gemm_bf16::{self, PackedBf16, MR};
 
 /// Query rows per task (a multiple of the micro-kernel's rows).
 const BLOCK: usize = 64;
@@ -132,7 +132,7 @@ fn softmax_to_bf16(row: &mut [f32], scale: f32, bias: Option<&[f32]>, dst: &mut 
             None => row.iter_mut().for_each(|s| *s *= scale),
         }
         let width = row.len();
-        crate::model::fastmath::softmax_rows(row, width);
+        crate::cpu::fastmath::softmax_rows(row, width);
         gemm_bf16::round_row(row, dst);
     }
 }
@@ -228,7 +228,7 @@ mod x86 {
         for v in &mut row[pairs32..] {
             *v *= inv;
         }
-        crate::model::gemm_bf16::round_row(&row[pairs32..], &mut dst[pairs32 / 2..]);
+        crate::cpu::gemm_bf16::round_row(&row[pairs32..], &mut dst[pairs32 / 2..]);
     }
 }
 

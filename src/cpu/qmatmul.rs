@@ -111,7 +111,7 @@ impl QMatrix {
     }
 
     /// The whole matrix as f32, row-major `[out, in]`.
-    pub fn dequantize(&self) -> Vec<f32> {
+    pub(crate) fn dequantize(&self) -> Vec<f32> {
         let mut w = vec![0f32; self.out_dim * self.in_dim];
         let in_dim = self.in_dim;
         w.par_chunks_mut(in_dim * CHUNK)
@@ -181,7 +181,7 @@ impl QMatrix {
     }
 
     /// `[out, in]`.
-    pub fn dims(&self) -> (usize, usize) {
+    pub(crate) fn dims(&self) -> (usize, usize) {
         (self.out_dim, self.in_dim)
     }
 
@@ -469,7 +469,7 @@ mod fused {
 }
 
 /// f32 dot product with eight independent accumulators, so the compiler can vectorize it.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let ca = a.chunks_exact(8);
     let cb = b.chunks_exact(8);

@@ -13,9 +13,9 @@
 use rayon::prelude::*;
 
 /// Rows of `C` per micro-kernel call.
-pub const MR: usize = 8;
+pub(crate) const MR: usize = 8;
 /// Columns of `C` per micro-kernel call (three 16-lane registers).
-pub const NR: usize = 48;
+pub(crate) const NR: usize = 48;
 /// k-pairs per cache block: a panel's block (`KC · NR · 4` bytes, 24 KiB) stays in L1.
 const KC: usize = 128;
 
@@ -55,7 +55,11 @@ impl PackedBf16 {
 
     /// Packs the `[n, k]` matrix whose element (row, col) is `at(row, col)`. An odd `k` is
     /// padded with a zero column.
-    pub fn pack(n: usize, k: usize, at: impl Fn(usize, usize) -> f32 + Sync) -> Option<Self> {
+    pub(crate) fn pack(
+        n: usize,
+        k: usize,
+        at: impl Fn(usize, usize) -> f32 + Sync,
+    ) -> Option<Self> {
         if k == 0 || n == 0 {
             return None;
         }
@@ -88,7 +92,7 @@ impl PackedBf16 {
     /// Packs `[n, k]` whose row `r` `fill(r, buf)` writes into `buf` (`k` values), in
     /// parallel over panels: each row is produced once, next to where it is packed, so a
     /// dequantized or converted copy of the whole matrix never exists.
-    pub fn from_row_fill(
+    pub(crate) fn from_row_fill(
         n: usize,
         k: usize,
         fill: impl Fn(usize, &mut [f32]) + Sync,
@@ -113,7 +117,11 @@ impl PackedBf16 {
 
     /// Packs `[n, k]` given row by row (`row(r)`: the `k` values of row `r`), on the calling
     /// thread.
-    pub fn from_row_fn<'a>(n: usize, k: usize, row: impl Fn(usize) -> &'a [f32]) -> Option<Self> {
+    pub(crate) fn from_row_fn<'a>(
+        n: usize,
+        k: usize,
+        row: impl Fn(usize) -> &'a [f32],
+    ) -> Option<Self> {
         let mut packed = Self::zeroed(n, k)?;
         let pairs = packed.pairs();
         for r in 0..n {
@@ -132,7 +140,7 @@ impl PackedBf16 {
 
     /// Packs `[n, k]` given column by column (`col(c)`: the `n` values of column `c`), on the
     /// calling thread.
-    pub fn from_column_fn<'a>(
+    pub(crate) fn from_column_fn<'a>(
         n: usize,
         k: usize,
         col: impl Fn(usize) -> &'a [f32],
@@ -174,7 +182,7 @@ impl PackedBf16 {
 
     /// The same matrix with `bias` (`[n]`) added to every output row; `None` if its length
     /// is not `n`.
-    pub fn with_bias(mut self, bias: &[f32]) -> Option<Self> {
+    pub(crate) fn with_bias(mut self, bias: &[f32]) -> Option<Self> {
         if bias.len() != self.n {
             return None;
         }
@@ -185,17 +193,17 @@ impl PackedBf16 {
     }
 
     /// `[n, k]`.
-    pub fn dims(&self) -> (usize, usize) {
+    pub(crate) fn dims(&self) -> (usize, usize) {
         (self.n, self.k)
     }
 
     /// k-pairs per row of the bf16 activations this matrix takes.
-    pub fn pairs(&self) -> usize {
+    pub(crate) fn pairs(&self) -> usize {
         self.k.div_ceil(2)
     }
 
     /// Columns of the padded output (`n` rounded up to whole panels).
-    pub fn n_padded(&self) -> usize {
+    pub(crate) fn n_padded(&self) -> usize {
         self.n.div_ceil(NR) * NR
     }
 
@@ -229,7 +237,12 @@ impl PackedBf16 {
     /// `a16` (`m_pad` rows of [`PackedBf16::pairs`] bf16 pairs, `m_pad` a multiple of
     /// [`MR`]) times `Wᵀ` into `c` (`m_pad × n_padded`), on the calling thread. `None`
     /// without [`available`] or on mismatched lengths.
-    pub fn matmul_bf16_serial(&self, a16: &[u32], m_pad: usize, c: &mut [f32]) -> Option<()> {
+    pub(crate) fn matmul_bf16_serial(
+        &self,
+        a16: &[u32],
+        m_pad: usize,
+        c: &mut [f32],
+    ) -> Option<()> {
         let n_pad = self.n_padded();
         if !available()
             || !m_pad.is_multiple_of(MR)
@@ -308,7 +321,7 @@ impl SharedMut {
 
 /// Rows of `a` (`[m, k]`) rounded to bf16, as k-pairs (an odd `k` padded with zero), padded
 /// with zero rows to whole `MR` blocks.
-pub fn to_bf16_rows(a: &[f32], m: usize, k: usize) -> Vec<u32> {
+pub(crate) fn to_bf16_rows(a: &[f32], m: usize, k: usize) -> Vec<u32> {
     let pairs = k.div_ceil(2);
     let m_pad = m.div_ceil(MR) * MR;
     let mut out = vec![0u32; m_pad * pairs];
@@ -320,7 +333,7 @@ pub fn to_bf16_rows(a: &[f32], m: usize, k: usize) -> Vec<u32> {
 
 /// `src` rounded to bf16 pairs in `dst` (`src.len().div_ceil(2)` lanes; an odd tail is
 /// paired with zero).
-pub fn round_row(src: &[f32], dst: &mut [u32]) {
+pub(crate) fn round_row(src: &[f32], dst: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if available() {

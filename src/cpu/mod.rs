@@ -1,0 +1,19 @@
+//! CPU kernels behind the model's hot paths: the BF16 dot-product GEMM and the fused vision
+//! attention built on it, ggml block × f32 dot products for quantized matrices, and
+//! elementwise math (tanh-GELU, softmax).
+//!
+//! Candle's CPU backend either lacks these paths or computes them in a way that is slower or
+//! drifts from transformers' arithmetic; each file says which. The instruction set is picked at
+//! run time from CPU detection, never from compile-time target features, so one binary runs
+//! everywhere: the BF16 kernels are opted into once when the model loads, the others dispatch
+//! on the detection result, which the standard library caches after the first call.
+//!
+//! The module is `pub(crate)` so the kernels stay out of the public API and can change freely:
+//! the model definitions in `crate::model` are their only callers. The few items the crate's
+//! own benches and tests time or check are `pub` only so that `crate::bench_api` can re-export
+//! them.
+
+pub(crate) mod attention_bf16;
+pub(crate) mod fastmath;
+pub(crate) mod gemm_bf16;
+pub(crate) mod qmatmul;
