@@ -1,0 +1,86 @@
+//! Conversations, images and videos → what the model takes: prepared prompts, pixel tensors
+//! (`[views, 3, M, M]`) and the vision tower's embeddings of them.
+
+use candle_core::{Device, Tensor};
+
+use super::Engine;
+use crate::error::Result;
+use crate::processor::chat::Message;
+use crate::processor::image::ImageInput;
+use crate::processor::pixels::PreparedPixels;
+use crate::processor::{PreparedInput, PreparedVideo};
+use crate::session::{ImageEmbedding, VideoEmbedding};
+use crate::video::VideoInput;
+
+impl Engine {
+    /// Preprocesses a conversation (with the generation prompt) without running the model.
+    pub fn prepare(
+        &self,
+        messages: &[Message],
+        image_splitting: Option<bool>,
+    ) -> Result<PreparedInput> {
+        self.inner
+            .processor
+            .prepare(messages, image_splitting, true)
+    }
+
+    /// Runs the vision tower and connector on all views of `input`'s images:
+    /// `[views, image_seq_len, D_t]`, or `None` without images.
+    pub fn encode_images(&self, input: &PreparedInput) -> Result<Option<Tensor>> {
+        if input.images.is_empty() {
+            return Ok(None);
+        }
+        let views = input
+            .images
+            .iter()
+            .map(|img| pixels_tensor(&img.pixels, self.inner.model.device()))
+            .collect::<Result<Vec<_>>>()?;
+        let pixels = Tensor::cat(&views, 0)?;
+        Ok(Some(self.inner.model.encode_images(&pixels, None)?))
+    }
+
+    /// Runs the vision tower and connector on one image (all its views), for a
+    /// [`Session::provide_image`] or a cache of embeddings. `splitting` overrides the
+    /// checkpoint's `do_image_splitting`.
+    ///
+    /// [`Session::provide_image`]: crate::Session::provide_image
+    pub fn embed_image(
+        &self,
+        image: &ImageInput,
+        splitting: Option<bool>,
+    ) -> Result<ImageEmbedding> {
+        let prepared = self.inner.processor.prepare_image(image, splitting)?;
+        let pixels = pixels_tensor(&prepared.pixels, self.inner.model.device())?;
+        let features = self.inner.model.encode_images(&pixels, None)?;
+        ImageEmbedding::new(prepared.grid.rows, prepared.grid.cols, features)
+    }
+
+    /// Decodes a video, samples and preprocesses its frames, and runs the vision tower and
+    /// connector on each frame, for a [`Session::provide_video`] or a cache of embeddings.
+    ///
+    /// [`Session::provide_video`]: crate::Session::provide_video
+    pub fn embed_video(&self, video: &VideoInput) -> Result<VideoEmbedding> {
+        let prepared = self.inner.processor.prepare_video(video)?;
+        self.encode_video(&prepared)
+    }
+
+    /// Runs the vision tower and connector on a preprocessed video's frames.
+    pub fn encode_video(&self, video: &PreparedVideo) -> Result<VideoEmbedding> {
+        let pixels = pixels_tensor(&video.pixels, self.inner.model.device())?;
+        let features = self.inner.model.encode_images(&pixels, None)?;
+        VideoEmbedding::new(
+            video.layout.timestamps.clone(),
+            video.layout.duration,
+            features,
+        )
+    }
+}
+
+/// Preprocessed views → a `[views, 3, M, M]` f32 tensor.
+pub fn pixels_tensor(p: &PreparedPixels, device: &Device) -> Result<Tensor> {
+    Ok(Tensor::from_slice(
+        &p.data,
+        (p.n_views, 3, p.tile_size, p.tile_size),
+        device,
+    )?)
+}
