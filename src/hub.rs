@@ -27,6 +27,7 @@ use std::time::Duration;
 use crate::engine::ModelSource;
 use crate::error::{Error, Result};
 use crate::registry::{ModelEntry, ModelRef, RemoteFile};
+pub use crate::units::human_bytes;
 use cache::{check_file, is_safe_component, Check, RepoCache};
 pub use config::{HubConfig, DEFAULT_ENDPOINT};
 use plan::{registry_groups, Group, Layout};
@@ -532,34 +533,5 @@ fn describe_missing(repo: &str, file: &RemoteFile) -> String {
     match file.size {
         Some(size) => format!("{repo}/{} ({})", file.name, human_bytes(size)),
         None => format!("{repo}/{}", file.name),
-    }
-}
-
-/// `279.0 MB`-style sizes (decimal units, as the Hub shows them).
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
-    if bytes < 1000 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64;
-    let mut unit = "B";
-    for u in UNITS {
-        if value < 1000.0 {
-            break;
-        }
-        value /= 1000.0;
-        unit = u;
-    }
-    format!("{value:.1} {unit}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_as_the_hub_shows_them() {
-        assert_eq!(human_bytes(278_828_032), "278.8 MB");
-        assert_eq!(human_bytes(999), "999 B");
     }
 }

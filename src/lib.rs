@@ -62,6 +62,7 @@ pub mod synthetic;
 pub mod threads;
 #[cfg(feature = "uniffi")]
 pub mod uniffi_api;
+pub(crate) mod units;
 pub mod video;
 pub mod weights;
 

@@ -220,7 +220,7 @@ fn offline_without_a_cache_names_every_missing_file_and_sends_nothing() {
             "{name}: {text}"
         );
     }
-    assert!(text.contains("230.0 kB"), "{text}");
+    assert!(text.contains("224.6 KiB"), "{text}");
     assert_eq!(err.category(), vlm::Category::Load);
     assert!(server.requests().is_empty());
 }
@@ -565,8 +565,8 @@ fn cli_default_model_offline_says_what_is_missing() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     for needle in [
-        "SmolVLM2-256M-Video-Instruct-Q8_0.gguf (175.1 MB)",
-        "mmproj-SmolVLM2-256M-Video-Instruct-Q8_0.gguf (103.8 MB)",
+        "SmolVLM2-256M-Video-Instruct-Q8_0.gguf (166.9 MiB)",
+        "mmproj-SmolVLM2-256M-Video-Instruct-Q8_0.gguf (99.0 MiB)",
         "HuggingFaceTB/SmolVLM2-256M-Video-Instruct/tokenizer.json",
         "vlm pull smolvlm2-256m",
     ] {
@@ -598,7 +598,7 @@ fn cli_suggests_the_nearest_alias_and_lists_models() {
         "{default}"
     );
     assert!(
-        default.contains("278.8 MB") && default.trim_end().ends_with("no"),
+        default.contains("265.9 MiB") && default.trim_end().ends_with("no"),
         "{default}"
     );
     for alias in [

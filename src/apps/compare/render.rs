@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::assemble::display_name;
 use super::card::{Comparison, Field, ToolCard};
 use super::scorecard::Angle;
+use crate::units::human_bytes;
 use crate::{Error, Result};
 
 /// What every renderer writes for `null`.
@@ -52,15 +53,6 @@ fn source_text(card: &ToolCard) -> String {
         card.source.file,
         human_bytes(card.source.bytes)
     )
-}
-
-/// The screenshot's size for the card's source line (binary units).
-fn human_bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1 << 20)),
-        n if n >= 1 << 10 => format!("{:.0} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
 }
 
 /// A Markdown table cell: one line, pipes escaped.
