@@ -53,6 +53,7 @@ pub mod generate;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod model;
+pub(crate) mod paths;
 pub mod processor;
 pub mod registry;
 #[cfg(feature = "server")]

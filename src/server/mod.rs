@@ -66,14 +66,7 @@ pub struct ServeOptions {
 impl ServeOptions {
     /// `$XDG_CACHE_HOME/vlm/server`, else `~/.cache/vlm/server`, else a temporary directory.
     pub fn default_data_dir() -> PathBuf {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .map_or_else(
-                || std::env::temp_dir().join("vlm-server"),
-                |b| b.join("vlm").join("server"),
-            )
+        crate::paths::cache_dir("server").unwrap_or_else(|| std::env::temp_dir().join("vlm-server"))
     }
 }
 

@@ -60,11 +60,7 @@ impl EmbeddingCache {
 
     /// `$XDG_CACHE_HOME/vlm/embeddings`, else `~/.cache/vlm/embeddings`.
     pub fn default_dir() -> Option<PathBuf> {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-        Some(base.join("vlm").join("embeddings"))
+        crate::paths::cache_dir("embeddings")
     }
 
     /// The directory.
