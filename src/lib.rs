@@ -64,7 +64,9 @@ pub mod threads;
 #[cfg(feature = "uniffi")]
 pub mod uniffi_api;
 pub(crate) mod units;
-pub mod video;
+// `vlm::video` is where video input has always been named from; the code lives in
+// `processor::media`.
+pub use processor::media::video;
 pub mod weights;
 
 // The UniFFI scaffolding (namespace `vlm`) that the exported items of `uniffi_api` plug into.

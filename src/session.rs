@@ -16,10 +16,10 @@ use crate::generate::{
 use crate::model::KvCache;
 use crate::processor::chat::{Content, Message};
 use crate::processor::image::ImageInput;
+use crate::processor::media::video::VideoInput;
 use crate::processor::prompt::Grid;
 use crate::processor::video::VideoLayout;
 use crate::processor::{MediaLayout, PreparedImage, PreparedVideo};
-use crate::video::VideoInput;
 
 /// One image after the vision tower and connector: its tile grid and its image tokens
 /// `[views, image_seq_len, D_t]` (tiles row by row, then the global view).

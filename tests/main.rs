@@ -28,6 +28,8 @@ mod hub;
 // `vlm compare`: screenshots → comparison cards, with a scripted model and the tiny one.
 mod compare;
 mod compare_model;
+// The library's boundaries, read off the source.
+mod architecture;
 // Synthetic models: in memory, written by `vlm synth`, and benchmarked.
 mod synthetic;
 // The lean library build: no CLI, network, async or C regex crates in `cargo tree`.

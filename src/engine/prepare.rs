@@ -7,10 +7,10 @@ use super::Engine;
 use crate::error::Result;
 use crate::processor::chat::Message;
 use crate::processor::image::ImageInput;
+use crate::processor::media::video::VideoInput;
 use crate::processor::pixels::PreparedPixels;
 use crate::processor::{PreparedInput, PreparedVideo};
 use crate::session::{ImageEmbedding, VideoEmbedding};
-use crate::video::VideoInput;
 
 impl Engine {
     /// Preprocesses a conversation (with the generation prompt) without running the model.

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::processor::image::ImageInput;
-use crate::video::VideoInput;
+use crate::processor::media::video::VideoInput;
 
 /// Who speaks a message.
 ///

@@ -5,9 +5,10 @@
 //! `tokenizer`). No model code runs in this module.
 
 pub mod chat;
-mod colour_key;
 pub mod gguf_tokenizer;
-pub mod image;
+pub mod media;
+// `processor::image` is where images have always been named from; the code lives in `media`.
+pub use media::image;
 pub mod pixels;
 pub mod prompt;
 pub mod resize;
@@ -26,7 +27,7 @@ use tiles::TilePlan;
 use tokenizer::{SpecialTokens, TextTokenizer};
 use video::{FrameSampling, VideoLayout, VIDEO_CHAT_TEMPLATE};
 
-use crate::video::{load_video_with, VideoInput};
+use media::video::{load_video_with, VideoInput};
 
 /// One image after preprocessing: its tile grid and its views `[views, 3, M, M]`.
 #[derive(Debug, Clone)]

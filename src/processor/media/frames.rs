@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 
-use super::{FrameFn, SampledVideo};
+use super::image::{image_files, load_image, AlphaMode, ImageInput, ImageLimits};
+use super::video::{FrameFn, SampledVideo};
 use crate::error::{Error, Result};
-use crate::processor::image::{image_files, load_image, AlphaMode, ImageInput, ImageLimits};
 use crate::processor::video::{sample_indices, FrameSampling, VideoMetadata};
 
 /// The frame files of `dir`, sorted by name.

@@ -13,9 +13,9 @@ use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::formats::YUVSource;
 use openh264::OpenH264API;
 
-use super::{FrameFn, SampledVideo};
+use super::image::ImageLimits;
+use super::video::{FrameFn, SampledVideo};
 use crate::error::{Error, Result};
-use crate::processor::image::ImageLimits;
 use crate::processor::video::{sample_indices, FrameSampling, VideoMetadata};
 
 /// The sampled frames of an MP4/MOV file.

@@ -14,9 +14,9 @@ use image::codecs::png::PngDecoder;
 use image::codecs::webp::WebPDecoder;
 use image::{AnimationDecoder, Frames, ImageDecoder, RgbImage, RgbaImage};
 
-use super::{FrameFn, SampledVideo};
+use super::image::ImageLimits;
+use super::video::{FrameFn, SampledVideo};
 use crate::error::{Error, Result};
-use crate::processor::image::ImageLimits;
 use crate::processor::video::{sample_indices, FrameSampling, VideoMetadata};
 
 /// Rate of an animation whose frames carry no delay.
@@ -123,7 +123,7 @@ pub(crate) fn load(
     each: &FrameFn<'_>,
 ) -> Result<SampledVideo> {
     let origin = path.display().to_string();
-    let head = super::read_head(path).map_err(|e| Error::Video {
+    let head = super::video::read_head(path).map_err(|e| Error::Video {
         origin: origin.clone(),
         problem: e.to_string(),
     })?;

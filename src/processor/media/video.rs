@@ -5,19 +5,17 @@
 //! number of sampled frames, not with the length of the clip. Which frames are sampled is
 //! [`crate::processor::video::sample_indices`], as transformers decides it.
 
-mod animation;
-mod frames;
-#[cfg(feature = "video")]
-mod mp4_h264;
-
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 
 pub use frames::skipped_entries;
 
+#[cfg(feature = "video")]
+use super::mp4_h264;
+use super::{animation, frames};
 use crate::error::{Error, Result};
-use crate::processor::image::{ImageInput, ImageLimits};
+use crate::processor::media::image::{ImageInput, ImageLimits};
 use crate::processor::video::{FrameSampling, VideoMetadata};
 
 /// The frame rate assumed for a frame directory when none is given: one frame per second,
@@ -138,7 +136,7 @@ pub fn is_video_path(path: &Path) -> bool {
 }
 
 /// The first bytes of a file, for format sniffing.
-fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+pub(super) fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut head = Vec::with_capacity(64);
     std::fs::File::open(path)?.take(64).read_to_end(&mut head)?;
