@@ -394,6 +394,41 @@ fn version_one_cards_still_read_and_render() {
 }
 
 #[test]
+fn three_screenshots_make_a_three_way_card() {
+    // The third tool (gray.png) is unscripted: every field of it reads "not visible".
+    let (c, script, _) = run_scripted(&[image(SHOT_A), image(SHOT_B), image("gray.png")]);
+    assert_eq!(script.asked.len(), 3 * Field::ALL.len());
+    assert_eq!(c.tools.len(), 3);
+    assert_eq!(
+        c.title,
+        "Quillwise vs Inkpot vs Tool 3 (gray.png) — which one should you ship with?"
+    );
+    assert!(c.differences.iter().all(|d| d.values.len() == 3));
+    assert_eq!(c.tools[2].scorecard, None);
+    // Two panel figures still rank; the third tool's missing one does not block the verdict.
+    assert!(c.verdict.ends_with(
+        "Ship with Quillwise: the panel's ship figure is the highest (Quillwise “82% would ship”, Inkpot “64% would ship”)."
+    ), "{}", c.verdict);
+    let md = render::markdown(&c);
+    let header = md.lines().find(|l| l.starts_with('|')).unwrap();
+    assert_eq!(header.matches(" | ").count(), 3, "{header}");
+    let dx = md.find("### Developer experience").unwrap();
+    let dx_row = md[dx..]
+        .lines()
+        .find(|l| l.starts_with("| The primitive"))
+        .unwrap();
+    let last_cell = dx_row
+        .trim_end()
+        .trim_end_matches('|')
+        .rsplit('|')
+        .next()
+        .unwrap();
+    assert_eq!(last_cell.trim(), "not visible", "{dx_row}");
+    let html = render::html(&c, &[None, None, None]).unwrap();
+    assert_eq!(html.matches("<article class=\"card\">").count(), 3);
+}
+
+#[test]
 fn one_screenshot_is_refused_with_a_clear_error() {
     let mut s = script();
     let err = compare_with(&mut s, &[image(SHOT_A)], &mut |_| {}).unwrap_err();
