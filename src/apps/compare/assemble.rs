@@ -171,27 +171,30 @@ fn ship_with(cards: &[ToolCard], names: &[String]) -> String {
             .collect();
         shown.join(", ")
     };
-    let panel: Vec<Option<Figure>> = cards
-        .iter()
-        .map(|c| c.panel_ship.as_deref().and_then(figure))
-        .collect();
-    if let Some(i) = leader(&panel) {
-        return format!(
-            "Ship with {}: the panel's ship figure is the highest ({}).",
-            names[i],
-            quoted(cards.iter().map(|c| c.panel_ship.as_ref()).collect())
-        );
-    }
-    let votes: Vec<Option<Figure>> = cards
-        .iter()
-        .map(|c| c.community_vote.as_deref().and_then(figure))
-        .collect();
-    if let Some(i) = leader(&votes) {
-        return format!(
-            "Ship with {}: the community vote favours it ({}).",
-            names[i],
-            quoted(cards.iter().map(|c| c.community_vote.as_ref()).collect())
-        );
+    // The panel's figure decides first; the community's vote only when the panel does not.
+    type TextOf = fn(&ToolCard) -> Option<&String>;
+    let ranked: [(TextOf, &str); 2] = [
+        (
+            |c| c.panel_ship.as_ref(),
+            "the panel's ship figure is the highest",
+        ),
+        (
+            |c| c.community_vote.as_ref(),
+            "the community vote favours it",
+        ),
+    ];
+    for (text_of, why) in ranked {
+        let figures: Vec<Option<Figure>> = cards
+            .iter()
+            .map(|c| text_of(c).and_then(|t| figure(t)))
+            .collect();
+        if let Some(i) = leader(&figures) {
+            return format!(
+                "Ship with {}: {why} ({}).",
+                names[i],
+                quoted(cards.iter().map(text_of).collect())
+            );
+        }
     }
     let breaks: Vec<String> = cards
         .iter()
