@@ -73,6 +73,7 @@ pub mod weights;
 #[cfg(feature = "uniffi")]
 uniffi::setup_scaffolding!("vlm");
 
+pub use cpu::features::{CpuFeatures, TilePermission};
 pub use device::DeviceChoice;
 pub use engine::{
     Dtype, Engine, EngineOptions, ModelInfo, ModelSource, Precision, PrefillCompute, VisionCompute,

@@ -15,5 +15,6 @@
 
 pub(crate) mod attention_bf16;
 pub(crate) mod fastmath;
+pub(crate) mod features;
 pub(crate) mod gemm_bf16;
 pub(crate) mod qmatmul;

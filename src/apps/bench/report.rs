@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::{CpuFeatures, TilePermission};
+
 /// Samples of one test with their statistics.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResult {
@@ -60,8 +62,13 @@ impl BenchResult {
 pub struct Environment {
     /// CPU model name.
     pub cpu: String,
-    /// SIMD features that the kernels can use.
+    /// SIMD and matrix features that the kernels can use (AMX read from CPUID).
     pub cpu_features: Vec<&'static str>,
+    /// Whether AMX tiles can run here: absent, granted, or refused by the OS.
+    pub amx: String,
+    /// The kernel family of each stage (`avx512-bf16`, `f32`; block-dot `avx512`, `avx2`,
+    /// `portable`).
+    pub kernels: String,
     /// Worker threads (rayon's global pool, which runs this crate's kernels).
     pub threads: usize,
     /// Tasks Candle's matmul splits into (equal to `threads` unless the pool was sized outside
@@ -93,9 +100,12 @@ pub fn environment(info: &crate::ModelInfo) -> Environment {
                 .map(|v| v.trim().to_string())
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let features = CpuFeatures::detect();
     Environment {
         cpu,
-        cpu_features: cpu_features(),
+        cpu_features: features.names(),
+        amx: TilePermission::request().to_string(),
+        kernels: kernels(info, &features),
         threads: crate::threads::current(),
         candle_threads: crate::threads::candle_threads(),
         model: info.source.clone(),
@@ -114,28 +124,21 @@ pub fn environment(info: &crate::ModelInfo) -> Environment {
     }
 }
 
-fn cpu_features() -> Vec<&'static str> {
-    #[allow(unused_mut)]
-    let mut f = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        for (name, on) in [
-            ("avx2", is_x86_feature_detected!("avx2")),
-            ("fma", is_x86_feature_detected!("fma")),
-            ("f16c", is_x86_feature_detected!("f16c")),
-            ("avx512f", is_x86_feature_detected!("avx512f")),
-            ("avx512bw", is_x86_feature_detected!("avx512bw")),
-            ("avx512vnni", is_x86_feature_detected!("avx512vnni")),
-            ("avx512bf16", is_x86_feature_detected!("avx512bf16")),
-        ] {
-            if on {
-                f.push(name);
-            }
+/// The kernel family each stage runs on, as chosen at load for this CPU and model.
+fn kernels(info: &crate::ModelInfo, cpu: &CpuFeatures) -> String {
+    let gemm = |compute: &str| {
+        if compute == "bf16-dot" {
+            "avx512-bf16"
+        } else {
+            "f32"
         }
-    }
-    #[cfg(target_arch = "aarch64")]
-    f.push("neon");
-    f
+    };
+    format!(
+        "vision {}, prefill {}, quantized decode block-dot {}",
+        gemm(info.vision_compute),
+        gemm(info.prefill_compute),
+        cpu.block_dot_family()
+    )
 }
 
 /// A Markdown table (llama-bench layout) with the environment as a header.
@@ -155,10 +158,12 @@ pub fn markdown(env: &Environment, results: &[BenchResult]) -> String {
         ""
     };
     let mut s = format!(
-        "CPU: {} [{}], {} threads{candle}\nmodel: {} ({}{quant}; {}){synthetic}\n\n| test | value | unit | median | samples |\n|---|---:|---|---:|---:|\n",
+        "CPU: {} [{}], {} threads{candle}\nkernels: {}; AMX {}\nmodel: {} ({}{quant}; {}){synthetic}\n\n| test | value | unit | median | samples |\n|---|---:|---|---:|---:|\n",
         env.cpu,
         env.cpu_features.join(" "),
         env.threads,
+        env.kernels,
+        env.amx,
         env.model,
         env.dtype,
         env.compute
@@ -225,6 +230,8 @@ mod tests {
         let env = Environment {
             cpu: "cpu, \"x\"".into(),
             cpu_features: vec!["avx2"],
+            amx: "absent".into(),
+            kernels: "vision f32, prefill f32, quantized decode block-dot avx2".into(),
             threads: 2,
             candle_threads: 2,
             model: "synthetic:256m".into(),
@@ -247,6 +254,9 @@ mod tests {
         );
         assert!(md.ends_with("build: 0.1.0 (abc)\n"));
         assert!(md.contains("CPU: cpu, \"x\" [avx2], 2 threads\n"), "{md}");
+        assert!(md.contains(
+            "\nkernels: vision f32, prefill f32, quantized decode block-dot avx2; AMX absent\n"
+        ));
         assert!(
             md.contains(
                 "model: synthetic:256m (f32, weights q8_0; vision bf16-dot, prefill reference) \
