@@ -168,6 +168,9 @@ fn precision_is_exact_by_default_and_reported() {
         stderr.contains("precision exact: vision reference, prefill reference"),
         "{stderr}"
     );
+    // The CPU's kernel families and whether AMX tiles can run here.
+    let amx = vlm::TilePermission::request().to_string();
+    assert!(stderr.contains(&format!("]; AMX {amx}\n")), "{stderr}");
     let (model_info, stderr) = run(&["--precision", "fast"]);
     let vision = model_info["vision_compute"].as_str().unwrap().to_string();
     let expected = if vision == "reference" {

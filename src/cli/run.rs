@@ -105,6 +105,11 @@ fn run_streaming(
             info.precision, info.vision_compute, info.prefill_compute, info.dtype
         );
         eprintln!(
+            "cpu [{}]; AMX {}",
+            vlm::CpuFeatures::detect().names().join(" "),
+            vlm::TilePermission::request()
+        );
+        eprintln!(
             "prompt {} tokens ({} image), generated {} ({:?}); preprocess {:.2}s, vision {:.2}s, prefill {:.2}s, decode {:.2}s ({:.1} tok/s)",
             generation.usage.prompt_tokens,
             generation.usage.image_tokens,
