@@ -24,7 +24,13 @@ fn bench(c: &mut Criterion) {
     };
     let prepared = engine
         .processor()
-        .prepare_image(&picture, Some(false))
+        .prepare_image(
+            &picture,
+            &vlm::ProcessorOptions {
+                image_splitting: Some(false),
+                ..engine.processor_options().clone()
+            },
+        )
         .expect("preprocess");
     assert_eq!(prepared.pixels.n_views, 1);
     let model = engine.model();

@@ -85,6 +85,7 @@ pub use generate::{
 };
 pub use processor::chat::{Content, Message, Role};
 pub use processor::image::{AlphaMode, ImageInput, ImageLimits};
+pub use processor::ProcessorOptions;
 pub use session::{ImageEmbedding, Session, VideoEmbedding};
 pub use video::VideoInput;
 

@@ -19,7 +19,7 @@ use crate::processor::image::ImageInput;
 use crate::processor::media::video::VideoInput;
 use crate::processor::prompt::Grid;
 use crate::processor::video::VideoLayout;
-use crate::processor::{MediaLayout, PreparedImage, PreparedVideo};
+use crate::processor::{MediaLayout, PreparedImage, PreparedVideo, ProcessorOptions};
 
 /// One image after the vision tower and connector: its tile grid and its image tokens
 /// `[views, image_seq_len, D_t]` (tiles row by row, then the global view).
@@ -151,6 +151,8 @@ pub struct Session {
     cache: KvCache,
     /// The token ids whose keys and values `cache` holds, in order.
     cached_ids: Vec<u32>,
+    /// How images and videos not yet encoded are preprocessed.
+    processor: ProcessorOptions,
 }
 
 /// What preparing a conversation for the model produced.
@@ -165,14 +167,48 @@ struct Prepared {
 impl Session {
     pub(crate) fn new(engine: Engine) -> Self {
         let cache = engine.model().new_cache();
+        let processor = engine.processor_options().clone();
         Session {
             engine,
+            processor,
             history: Vec::new(),
             images: Vec::new(),
             pending: Vec::new(),
             cache,
             cached_ids: Vec::new(),
         }
+    }
+
+    /// How this session preprocesses images and videos: the engine's
+    /// [`EngineOptions::processor`] unless [`Session::set_processor_options`] replaced them.
+    ///
+    /// [`EngineOptions::processor`]: crate::EngineOptions::processor
+    pub fn processor_options(&self) -> &ProcessorOptions {
+        &self.processor
+    }
+
+    /// Replaces how this session preprocesses images and videos from now on. Images the
+    /// session has already encoded, or was given ([`Session::provide_image`]), keep their
+    /// features; forks inherit the options.
+    ///
+    /// ```
+    /// use vlm::{synthetic::Preset, Engine, GenerateOptions, ImageInput, Message, ModelSource, ProcessorOptions};
+    ///
+    /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+    /// let photo = ImageInput::rgb8(1024, 768, vec![30; 1024 * 768 * 3])?;
+    /// let opts = GenerateOptions { max_new_tokens: 4, ..Default::default() };
+    /// let mut whole = engine.session();
+    /// whole.set_processor_options(ProcessorOptions {
+    ///     image_splitting: Some(false),
+    ///     ..engine.processor_options().clone()
+    /// });
+    /// let one_view = whole.send(Message::user([photo.clone()], "Describe it."), &opts)?;
+    /// let tiled = engine.session().send(Message::user([photo], "Describe it."), &opts)?;
+    /// assert!(one_view.usage.image_tokens < tiled.usage.image_tokens);
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
+    pub fn set_processor_options(&mut self, opts: ProcessorOptions) {
+        self.processor = opts;
     }
 
     /// The messages so far (the model's answers included).
@@ -236,13 +272,13 @@ impl Session {
 
     /// Supplies the features of `image` (for example from a cache of embeddings), so that the
     /// next message containing an equal [`ImageInput`] does not run the vision tower. The
-    /// embedding is used as given, whatever the image-splitting option of that message.
+    /// embedding is used as given, whatever the session's [`Session::processor_options`].
     ///
     /// ```
     /// # use vlm::{synthetic::Preset, Engine, ImageInput, Message, ModelSource};
     /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
     /// let shot = ImageInput::rgb8(64, 64, vec![7; 64 * 64 * 3])?;
-    /// let embedding = engine.embed_image(&shot, None)?; // e.g. computed once, kept in a cache
+    /// let embedding = engine.embed_image(&shot, engine.processor_options())?; // e.g. computed once, kept in a cache
     /// let mut session = engine.session();
     /// session.provide_image(shot.clone(), embedding);
     /// let mut encoded = 0;
@@ -290,7 +326,7 @@ impl Session {
     /// let shot = ImageInput::Path("pricing.png".into());
     /// let opts = GenerateOptions::default();
     /// let mut base = engine.session();
-    /// base.prefill(&Message::user([shot.clone()], ""), &opts)?;
+    /// base.prefill(&Message::user([shot.clone()], ""))?;
     /// for q in ["What is the product called?", "What does it cost?"] {
     ///     let answer = base.fork()?.send(Message::user([shot.clone()], q), &opts)?;
     ///     println!("{q} {}", answer.text);
@@ -305,6 +341,7 @@ impl Session {
             pending: self.pending.clone(),
             cache: self.cache.fork()?,
             cached_ids: self.cached_ids.clone(),
+            processor: self.processor.clone(),
         })
     }
 
@@ -320,22 +357,18 @@ impl Session {
     /// let shot = ImageInput::rgb8(64, 64, vec![99; 64 * 64 * 3])?;
     /// let mut session = engine.session();
     /// let opts = vlm::GenerateOptions { max_new_tokens: 8, ..Default::default() };
-    /// let (usage, _) = session.prefill(&Message::user([shot.clone()], ""), &opts)?;
+    /// let (usage, _) = session.prefill(&Message::user([shot.clone()], ""))?;
     /// assert_eq!(usage.completion_tokens, 0);
     /// let answer = session.send(Message::user([shot], "What is it?"), &opts)?;
     /// assert!(answer.usage.prefill_tokens < answer.usage.prompt_tokens);
     /// # Ok::<(), vlm::Error>(())
     /// ```
-    pub fn prefill(
-        &mut self,
-        message: &Message,
-        opts: &GenerateOptions,
-    ) -> Result<(Usage, Timings)> {
+    pub fn prefill(&mut self, message: &Message) -> Result<(Usage, Timings)> {
         let mut messages = self.history.clone();
         messages.push(message.clone());
         let mut timings = Timings::default();
         let mut ignore = |_: Event<'_>| ControlFlow::Continue(());
-        let prepared = self.prepare(&messages, opts, false, &mut timings, &mut ignore)?;
+        let prepared = self.prepare(&messages, false, &mut timings, &mut ignore)?;
         let t = Instant::now();
         let features = concat_features(&prepared.images)?;
         let run = self.run_prompt(&prepared.ids, features.as_ref(), true)?;
@@ -416,7 +449,7 @@ impl Session {
         let mut timings = Timings::default();
         let mut messages = self.history.clone();
         messages.push(message);
-        let prepared = self.prepare(&messages, opts, true, &mut timings, on_event)?;
+        let prepared = self.prepare(&messages, true, &mut timings, on_event)?;
         let ids = prepared.ids.clone();
 
         // ---- prefill what the cache does not hold ----
@@ -486,7 +519,6 @@ impl Session {
     fn prepare(
         &mut self,
         messages: &[Message],
-        opts: &GenerateOptions,
         add_generation_prompt: bool,
         timings: &mut Timings,
         on_event: &mut dyn FnMut(Event<'_>) -> ControlFlow<()>,
@@ -530,9 +562,9 @@ impl Session {
             } else {
                 let fresh = match input {
                     Media::Image(img) => {
-                        Fresh::Image(processor.prepare_image(img, opts.image_splitting)?)
+                        Fresh::Image(processor.prepare_image(img, &self.processor)?)
                     }
-                    Media::Video(v) => Fresh::Video(processor.prepare_video(v)?),
+                    Media::Video(v) => Fresh::Video(processor.prepare_video(v, &self.processor)?),
                 };
                 Slot::Fresh(input.clone(), fresh)
             };

@@ -29,6 +29,7 @@ use crate::generate::{
 };
 use crate::processor::chat::Message;
 use crate::processor::image::ImageInput;
+use crate::processor::ProcessorOptions;
 use crate::session::Session;
 
 /// Why a call failed. Every variant carries a one-line message naming the input (a file, an
@@ -166,7 +167,6 @@ impl VlmGenerateOptions {
             seed: self.seed,
             ignore_eos: self.ignore_eos,
             stop: self.stop.clone(),
-            image_splitting: self.image_splitting,
             ..GenerateOptions::default()
         }
     }
@@ -400,6 +400,7 @@ impl VlmEngine {
     pub fn session(&self) -> Arc<VlmSession> {
         Arc::new(VlmSession {
             session: Mutex::new(self.engine.session()),
+            processor: self.engine.processor_options().clone(),
         })
     }
 
@@ -419,6 +420,8 @@ impl VlmEngine {
 #[derive(uniffi::Object)]
 pub struct VlmSession {
     session: Mutex<Session>,
+    /// The engine's processor settings, which each call's `image_splitting` adjusts.
+    processor: ProcessorOptions,
 }
 
 #[uniffi::export]
@@ -462,9 +465,12 @@ impl VlmSession {
                 }
             }
         };
-        let result = self
-            .lock()
-            .send_streaming(message, &opts, &cancel, &mut on_event);
+        let mut session = self.lock();
+        session.set_processor_options(ProcessorOptions {
+            image_splitting: options.image_splitting,
+            ..self.processor.clone()
+        });
+        let result = session.send_streaming(message, &opts, &cancel, &mut on_event);
         if let Some(e) = failure {
             return Err(e);
         }

@@ -47,7 +47,15 @@ fn reference_bytes(key: &str) -> Vec<u8> {
 /// The engine's pixel values for one picture without splitting (one view).
 fn pixel_values(engine: &Engine, name: &str) -> Tensor {
     let message = Message::user([ImageInput::Path(file(name))], "describe");
-    let prepared = engine.prepare(&[message], Some(false)).unwrap();
+    let prepared = engine
+        .prepare(
+            &[message],
+            &vlm::ProcessorOptions {
+                image_splitting: Some(false),
+                ..engine.processor_options().clone()
+            },
+        )
+        .unwrap();
     assert_eq!(prepared.images.len(), 1, "{name}");
     vlm::engine::pixels_tensor(&prepared.images[0].pixels, &Device::Cpu).unwrap()
 }
@@ -120,7 +128,10 @@ fn over_white_matches_the_image_processor_on_rgba() {
     );
 
     let opts = EngineOptions {
-        alpha: AlphaMode::OverWhite,
+        processor: vlm::ProcessorOptions {
+            alpha: AlphaMode::OverWhite,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let composited = Engine::load(ModelSource::dir(model_dir("tiny-smolvlm")), opts).unwrap();

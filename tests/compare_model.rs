@@ -47,9 +47,7 @@ fn forked_questions_answer_as_fresh_conversations_do() {
         ..Default::default()
     };
     let mut base = engine.session();
-    let (usage, _) = base
-        .prefill(&Message::user([shot.clone()], ""), &opts)
-        .unwrap();
+    let (usage, _) = base.prefill(&Message::user([shot.clone()], "")).unwrap();
     assert!(usage.image_tokens > 0);
     for q in ["What is this?", "Name the product."] {
         let msg = Message::user([shot.clone()], q);
@@ -196,6 +194,25 @@ fn the_cache_keeps_under_its_size_cap() {
     );
     let cache = compare::EmbeddingCache::new(dir.path(), 1);
     assert_eq!(cache.size(), 0, "every entry is over a 1-byte cap");
+}
+
+#[test]
+fn the_cache_key_follows_the_splitting_actually_used() {
+    let engine = engine("tiny-smolvlm");
+    let cache = compare::EmbeddingCache::new(std::env::temp_dir(), 1);
+    let default = engine.processor_options().clone();
+    let split = engine.processor().splits_images();
+    let named = vlm::ProcessorOptions {
+        image_splitting: Some(split),
+        ..default.clone()
+    };
+    let other = vlm::ProcessorOptions {
+        image_splitting: Some(!split),
+        ..default.clone()
+    };
+    let key = |opts: &vlm::ProcessorOptions| cache.key(engine, "00", opts);
+    assert_eq!(key(&default), key(&named));
+    assert_ne!(key(&default), key(&other));
 }
 
 fn vlm(args: &[&str]) -> std::process::Output {

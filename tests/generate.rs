@@ -33,15 +33,15 @@ fn run_case(case: &Case, opts: &GenerateOptions) -> vlm::Generation {
     let mut messages = case.messages();
     let last = messages.pop().unwrap();
     let mut session = engine.session();
+    session.set_processor_options(vlm::ProcessorOptions {
+        image_splitting: Some(case.splitting()),
+        ..engine.processor_options().clone()
+    });
     for m in messages {
         session.push(m);
     }
-    let opts = GenerateOptions {
-        image_splitting: Some(case.splitting()),
-        ..opts.clone()
-    };
     session
-        .send(last, &opts)
+        .send(last, opts)
         .unwrap_or_else(|e| panic!("{}: {e}", case.name()))
 }
 

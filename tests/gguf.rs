@@ -164,7 +164,13 @@ fn the_gguf_tokenizer_and_template_reproduce_the_input_ids() {
             .filter(|c| c.model() == model && c.json.get("input_ids").is_some())
         {
             let prepared = engine
-                .prepare(&case.messages(), Some(case.splitting()))
+                .prepare(
+                    &case.messages(),
+                    &vlm::ProcessorOptions {
+                        image_splitting: Some(case.splitting()),
+                        ..engine.processor_options().clone()
+                    },
+                )
                 .unwrap();
             assert_eq!(
                 prepared.input_ids,
@@ -284,7 +290,9 @@ fn a_gguf_pair_can_take_the_original_json_files() {
     );
     let engine = Engine::load(source, reference_options()).unwrap();
     let case = case("portrait");
-    let prepared = engine.prepare(&case.messages(), None).unwrap();
+    let prepared = engine
+        .prepare(&case.messages(), engine.processor_options())
+        .unwrap();
     assert_eq!(prepared.input_ids, case.ids("input_ids"));
 
     let wrong = ModelSource::gguf_with_config(

@@ -19,7 +19,13 @@ fn prompts_and_input_ids_match_transformers() {
     for case in text_cases() {
         let engine = engine(case.model());
         let prepared = engine
-            .prepare(&case.messages(), Some(case.splitting()))
+            .prepare(
+                &case.messages(),
+                &vlm::ProcessorOptions {
+                    image_splitting: Some(case.splitting()),
+                    ..engine.processor_options().clone()
+                },
+            )
             .unwrap_or_else(|e| panic!("{}: {e}", case.name()));
         assert_eq!(
             prepared.prompt,
@@ -64,7 +70,13 @@ fn pixel_values_match_transformers() {
     for case in text_cases().filter(|c| c.has_tensor("pixel_values")) {
         let engine = engine(case.model());
         let prepared = engine
-            .prepare(&case.messages(), Some(case.splitting()))
+            .prepare(
+                &case.messages(),
+                &vlm::ProcessorOptions {
+                    image_splitting: Some(case.splitting()),
+                    ..engine.processor_options().clone()
+                },
+            )
             .unwrap();
         let views: Vec<Tensor> = prepared
             .images

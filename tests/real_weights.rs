@@ -40,7 +40,7 @@ fn real_q4_1_model_answers_like_transformers() {
     for case in reference()["cases"].as_array().unwrap() {
         let question = case["question"].as_str().unwrap();
         let prepared = engine
-            .prepare(&[Message::user([], question)], None)
+            .prepare(&[Message::user([], question)], engine.processor_options())
             .unwrap();
         assert_eq!(
             prepared.prompt,
@@ -108,7 +108,7 @@ fn real_weights_bf16_prefill_keeps_the_greedy_answer() {
         };
         let engine = Engine::load(ModelSource::gguf(smollm2(), None), opts).unwrap();
         let prompt_tokens = engine
-            .prepare(&[Message::user([], question)], None)
+            .prepare(&[Message::user([], question)], engine.processor_options())
             .unwrap()
             .input_ids
             .len();

@@ -34,7 +34,9 @@ fn load(source: ModelSource, quant: Option<QuantType>) -> Engine {
 fn features_and_logits(engine: &Engine) -> (Tensor, Tensor) {
     let image = ImageInput::Path(fixtures().join("images/landscape.png"));
     let message = Message::user([image], "Describe this image.");
-    let input = engine.prepare(&[message], None).unwrap();
+    let input = engine
+        .prepare(&[message], engine.processor_options())
+        .unwrap();
     let features = engine.encode_images(&input).unwrap().unwrap();
     let model = engine.model();
     let embeds = model.embed(&input.input_ids, Some(&features), 0).unwrap();

@@ -8,7 +8,7 @@ use serde_json::Value;
 use vlm::processor::video::{sample_indices, video_prompt, FrameSampling, VideoMetadata};
 use vlm::processor::video_pixels::resize_lanczos_torch;
 use vlm::processor::{prompt::ImageTokens, MediaLayout};
-use vlm::{GenerateOptions, ImageLimits, Message, ModelSource, VideoInput};
+use vlm::{GenerateOptions, Message, ModelSource, VideoInput};
 
 use crate::common::{engine, fixtures, max_abs_diff, model_dir};
 
@@ -22,11 +22,7 @@ fn json(name: &str) -> Value {
 }
 
 fn processor() -> vlm::processor::Processor {
-    vlm::engine::load_processor(
-        &ModelSource::dir(model_dir("tiny-smolvlm")),
-        ImageLimits::default(),
-    )
-    .unwrap()
+    vlm::engine::load_processor(&ModelSource::dir(model_dir("tiny-smolvlm"))).unwrap()
 }
 
 const TOKENS: ImageTokens<'static> = ImageTokens {
@@ -136,7 +132,7 @@ fn a_frame_directory_matches_transformers() {
     let engine = engine("tiny-smolvlm");
     let message = Message::user_video(parity_video(), doc["question"].as_str().unwrap());
     let prepared = engine
-        .prepare(std::slice::from_ref(&message), None)
+        .prepare(std::slice::from_ref(&message), engine.processor_options())
         .unwrap();
     assert_eq!(prepared.prompt, doc["prompt"].as_str().unwrap());
     let expected_ids: Vec<u32> = doc["input_ids"]
@@ -219,7 +215,9 @@ fn a_second_question_about_a_clip_reuses_its_frames() {
     assert_eq!(views, 0, "the second question encoded frames again");
 
     // Embeddings computed ahead of time are used as supplied.
-    let embedding = engine.embed_video(&parity_video()).unwrap();
+    let embedding = engine
+        .embed_video(&parity_video(), engine.processor_options())
+        .unwrap();
     assert_eq!(embedding.timestamps(), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.5]);
     let mut fresh = engine.session();
     fresh.provide_video(parity_video(), embedding);
@@ -255,7 +253,7 @@ fn bench_times_a_clip_per_sampled_frame() {
 
 fn video_error(input: &VideoInput) -> String {
     let processor = processor();
-    match processor.prepare_video(input) {
+    match processor.prepare_video(input, &Default::default()) {
         Ok(v) => panic!("expected an error, got {} frames", v.pixels.n_views),
         Err(e) => e.to_string(),
     }
@@ -266,7 +264,10 @@ fn frame_directories_skip_other_files_and_reject_empty_ones() {
     // `notes.txt` sits among the parity frames: skipped, the twelve PNGs are the clip.
     let processor = processor();
     let v = processor
-        .prepare_video(&VideoInput::path(video_fixtures().join("frames")).with_max_frames(64))
+        .prepare_video(
+            &VideoInput::path(video_fixtures().join("frames")).with_max_frames(64),
+            &Default::default(),
+        )
         .unwrap();
     assert_eq!(v.layout.duration, Some(12.0));
     assert_eq!(v.pixels.n_views, 12);
@@ -342,7 +343,9 @@ fn animated_gifs_are_videos() {
     assert!(!vlm::video::is_video_path(
         &fixtures().join("images/landscape.png")
     ));
-    let v = processor().prepare_video(&VideoInput::path(&path)).unwrap();
+    let v = processor()
+        .prepare_video(&VideoInput::path(&path), &Default::default())
+        .unwrap();
     // round(1 fps × 2 s) = 2 frames: the first and the last.
     assert_eq!(v.layout.timestamps, vec![0.0, 1.75]);
     assert_eq!(v.layout.duration, Some(2.0));
@@ -363,7 +366,7 @@ mod mp4_files {
         load_video(
             &VideoInput::path(path),
             &FrameSampling::default(),
-            &ImageLimits::default(),
+            &vlm::ImageLimits::default(),
         )
     }
 

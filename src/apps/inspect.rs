@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::processor::prompt::Grid;
-use crate::processor::Processor;
+use crate::processor::{Processor, ProcessorOptions};
 use crate::{ImageInput, Message, Result};
 
 /// The preprocessing of one image.
@@ -49,17 +49,16 @@ pub struct Inspection {
 }
 
 /// Inspects one user turn of `images` and `prompt` (with the generation prompt appended), as
-/// [`crate::Session::send`] would prepare it. `splitting` overrides the model's
-/// `do_image_splitting`.
+/// [`crate::Session::send`] would prepare it with `opts`.
 pub fn inspect(
     processor: &Processor,
     images: Vec<ImageInput>,
     prompt: &str,
-    splitting: Option<bool>,
+    opts: &ProcessorOptions,
 ) -> Result<Inspection> {
     let plans = images
         .iter()
-        .map(|image| processor.tile_plan(image, splitting))
+        .map(|image| processor.tile_plan(image, opts))
         .collect::<Result<Vec<_>>>()?;
     let origins: Vec<String> = images.iter().map(origin).collect();
     let grids: Vec<Grid> = plans

@@ -146,8 +146,10 @@ impl ModelArgs {
                 PrecisionArg::Exact => vlm::Precision::Exact,
                 PrecisionArg::Fast => vlm::Precision::Fast,
             },
-            alpha: vlm::AlphaMode::default(),
-            image_limits: self.image_limits(),
+            processor: vlm::ProcessorOptions {
+                image_limits: self.image_limits(),
+                ..Default::default()
+            },
             max_context: self.ctx,
             device: self.device.parse()?,
             quant,
@@ -223,11 +225,15 @@ impl GenerateArgs {
             seed: self.seed,
             ignore_eos: self.ignore_eos,
             stop: self.stop.clone(),
-            image_splitting: self.no_splitting.then_some(false),
             constraint: None,
         };
         opts.validate()?;
         Ok(opts)
+    }
+
+    /// The image splitting asked for; `None` leaves it to the checkpoint.
+    pub fn image_splitting(&self) -> Option<bool> {
+        self.no_splitting.then_some(false)
     }
 }
 

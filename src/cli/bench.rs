@@ -127,7 +127,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             args.output
         );
     }
-    let engine = crate::cli::run::load(&args.model)?;
+    let engine = crate::cli::run::load(&args.model, None)?;
     let image = match &args.image {
         Some(p) => ImageInput::Path(p.clone()),
         None => ImageInput::Encoded(synthetic_screenshot()?),

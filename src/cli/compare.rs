@@ -97,13 +97,16 @@ pub fn run(args: CompareArgs) -> Result<()> {
         }
         .into());
     }
+    let engine = crate::cli::run::load(&args.model, None)?;
     let opts = CompareOptions {
         cache: !args.no_cache,
         cache_dir: args.cache_dir.clone(),
         cache_max_bytes: args.cache_max_mib.saturating_mul(1 << 20),
-        image_splitting: args.no_splitting.then_some(false),
+        processor: args.no_splitting.then(|| vlm::ProcessorOptions {
+            image_splitting: Some(false),
+            ..engine.processor_options().clone()
+        }),
     };
-    let engine = crate::cli::run::load(&args.model)?;
     let per_shot = compare::Field::ALL.len() as u64 + 1;
     let bar = ProgressBar::with_draw_target(
         Some(per_shot * shots.len() as u64),

@@ -49,14 +49,18 @@ pub fn run(args: InspectArgs) -> Result<()> {
         );
     }
     let source = args.model.source(false)?;
-    let processor = vlm::engine::load_processor(&source, args.model.image_limits())
+    let processor = vlm::engine::load_processor(&source)
         .with_context(|| format!("loading model {}", args.model.spec()))?;
     let images: Vec<ImageInput> = paths.iter().cloned().map(ImageInput::Path).collect();
     let report = apps::inspect(
         &processor,
         images,
         prompt,
-        args.no_splitting.then_some(false),
+        &vlm::ProcessorOptions {
+            image_splitting: args.no_splitting.then_some(false),
+            image_limits: args.model.image_limits(),
+            ..Default::default()
+        },
     )?;
 
     let stdout = std::io::stdout();

@@ -9,15 +9,17 @@ use vlm::{apps, CancelToken, Engine, Event, Generation};
 
 use crate::cli::args::{AskArgs, DescribeArgs, ModelArgs, OutputArgs};
 
-pub(crate) fn load(model: &ModelArgs) -> Result<Engine> {
-    let opts = model.engine_options()?;
+/// Loads the engine; `image_splitting` becomes the default of its sessions.
+pub(crate) fn load(model: &ModelArgs, image_splitting: Option<bool>) -> Result<Engine> {
+    let mut opts = model.engine_options()?;
+    opts.processor.image_splitting = image_splitting;
     let source = model.source(true)?;
     Engine::load(source, opts).with_context(|| format!("loading model {}", model.spec()))
 }
 
 pub fn describe(args: DescribeArgs) -> Result<()> {
     let opts = args.generate.options()?;
-    let engine = load(&args.model)?;
+    let engine = load(&args.model, args.generate.image_splitting())?;
     let parts = args.video.parts(&args.images);
     run_streaming(&engine, &args.output, |on_event| {
         apps::describe_parts(&engine, parts, &opts, &CancelToken::new(), on_event)
@@ -30,7 +32,7 @@ pub fn ask(args: AskArgs) -> Result<()> {
         opts.constraint = Some(vlm::Constraint::json_schema(read_schema(path)?));
     }
     let (paths, question) = args.split();
-    let engine = load(&args.model)?;
+    let engine = load(&args.model, args.generate.image_splitting())?;
     let parts = args.video.parts(&paths);
     run_streaming(&engine, &args.output, |on_event| {
         apps::ask_parts(

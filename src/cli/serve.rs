@@ -117,7 +117,7 @@ impl ServeArgs {
 
 pub fn run(args: ServeArgs) -> Result<()> {
     let opts = args.options()?;
-    let engine = super::run::load(&args.model)?;
+    let engine = super::run::load(&args.model, None)?;
     let id = opts.model_id.clone();
     let data_dir = opts.data_dir.clone();
     vlm::server::serve(engine, opts, |addr| {

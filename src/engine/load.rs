@@ -13,7 +13,6 @@ use crate::config::{CheckpointConfig, Family};
 use crate::error::{Error, Result};
 use crate::generate::{LoadStage, Progress};
 use crate::model::{RopeLayout, SmolVlm};
-use crate::processor::image::ImageLimits;
 use crate::processor::tokenizer::TextTokenizer;
 use crate::processor::Processor;
 use crate::weights::gguf::{GgufFile, Value};
@@ -70,8 +69,8 @@ impl Engine {
                         .into(),
             });
         }
-        let parts = read_model(&source, opts.image_limits, true)?;
-        let (config, processor) = (parts.config, parts.processor.with_alpha(opts.alpha));
+        let parts = read_model(&source, true)?;
+        let (config, processor) = (parts.config, parts.processor);
         finished(LoadStage::Config);
         let weights = match (&source, parts.gguf) {
             (_, Some(pair)) => Weights::from_gguf(Arc::new(pair), dtype, &device),
@@ -175,6 +174,7 @@ impl Engine {
             inner: Arc::new(EngineInner {
                 model,
                 processor,
+                processor_options: opts.processor,
                 config,
                 eos_ids,
                 context_length,
@@ -190,14 +190,14 @@ impl Engine {
 /// all; without one, only their metadata is read.
 ///
 /// ```
-/// # use vlm::{engine::load_processor, ImageLimits, ModelSource};
+/// # use vlm::{engine::load_processor, ModelSource};
 /// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/models/tiny-smolvlm");
-/// let processor = load_processor(&ModelSource::dir(dir), ImageLimits::default())?;
+/// let processor = load_processor(&ModelSource::dir(dir))?;
 /// assert!(processor.splits_images());
 /// # Ok::<(), vlm::Error>(())
 /// ```
-pub fn load_processor(source: &ModelSource, limits: ImageLimits) -> Result<Processor> {
-    Ok(read_model(source, limits, false)?.processor)
+pub fn load_processor(source: &ModelSource) -> Result<Processor> {
+    Ok(read_model(source, false)?.processor)
 }
 
 /// What a model's files say before any weight is read.
@@ -211,7 +211,7 @@ struct ModelParts {
 
 /// Reads a model's configuration and tokenizer. `open_weights` opens GGUF files even when
 /// the JSON files make their metadata unnecessary (to cross-check them before loading).
-fn read_model(source: &ModelSource, limits: ImageLimits, open_weights: bool) -> Result<ModelParts> {
+fn read_model(source: &ModelSource, open_weights: bool) -> Result<ModelParts> {
     match source {
         ModelSource::Dir(dir) => {
             if !dir.is_dir() {
@@ -221,7 +221,7 @@ fn read_model(source: &ModelSource, limits: ImageLimits, open_weights: bool) -> 
             }
             let config = CheckpointConfig::from_dir(dir)?;
             let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
-            let processor = Processor::new(&config, tokenizer, limits)?;
+            let processor = Processor::new(&config, tokenizer)?;
             Ok(ModelParts {
                 config,
                 processor,
@@ -238,8 +238,7 @@ fn read_model(source: &ModelSource, limits: ImageLimits, open_weights: bool) -> 
                 tokenizers::Tokenizer::from_bytes(preset.tokenizer_json()).map_err(|e| {
                     Error::Tokenizer(format!("{}: {e}", origin.join("tokenizer.json").display()))
                 })?;
-            let processor =
-                Processor::new(&config, TextTokenizer::from_tokenizer(tokenizer), limits)?;
+            let processor = Processor::new(&config, TextTokenizer::from_tokenizer(tokenizer))?;
             Ok(ModelParts {
                 config,
                 processor,
@@ -254,7 +253,7 @@ fn read_model(source: &ModelSource, limits: ImageLimits, open_weights: bool) -> 
         } if !open_weights => {
             let config = CheckpointConfig::from_dir(dir)?;
             let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
-            let processor = Processor::new(&config, tokenizer, limits)?;
+            let processor = Processor::new(&config, tokenizer)?;
             let describe = match mmproj {
                 Some(m) => format!("{} + {}", model.display(), m.display()),
                 None => model.display().to_string(),
@@ -295,7 +294,7 @@ fn read_model(source: &ModelSource, limits: ImageLimits, open_weights: bool) -> 
                     (config, tokenizer)
                 }
             };
-            let processor = Processor::new(&config, tokenizer, limits)?;
+            let processor = Processor::new(&config, tokenizer)?;
             let describe = match &mmproj {
                 Some(m) => format!("{} + {}", text.path().display(), m.path().display()),
                 None => text.path().display().to_string(),

@@ -11,7 +11,7 @@ use crate::config::CheckpointConfig;
 use crate::error::{Error, Result};
 use crate::generate::constraint::ConstraintCompiler;
 use crate::model::SmolVlm;
-use crate::processor::Processor;
+use crate::processor::{Processor, ProcessorOptions};
 use crate::session::Session;
 
 pub use load::load_processor;
@@ -61,6 +61,8 @@ pub struct ModelInfo {
 pub(crate) struct EngineInner {
     pub model: SmolVlm,
     pub processor: Processor,
+    /// What sessions start with ([`EngineOptions::processor`]).
+    pub processor_options: ProcessorOptions,
     pub config: CheckpointConfig,
     pub eos_ids: Vec<u32>,
     pub context_length: usize,
@@ -119,6 +121,11 @@ impl Engine {
         &self.inner.processor
     }
 
+    /// The processor settings sessions start with ([`EngineOptions::processor`]).
+    pub fn processor_options(&self) -> &ProcessorOptions {
+        &self.inner.processor_options
+    }
+
     /// The model (for callers that drive the pipeline by hand).
     pub fn model(&self) -> &SmolVlm {
         &self.inner.model
@@ -129,7 +136,8 @@ impl Engine {
         &self.inner.eos_ids
     }
 
-    /// A new conversation.
+    /// A new conversation, with the engine's processor settings
+    /// ([`Session::set_processor_options`] replaces them).
     ///
     /// ```
     /// # use vlm::{synthetic::Preset, Engine, Message, ModelSource};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use candle_core::DType;
 
 use crate::device::DeviceChoice;
-use crate::processor::image::{AlphaMode, ImageLimits};
+use crate::processor::ProcessorOptions;
 use crate::synthetic::Preset;
 use crate::weights::QuantType;
 
@@ -236,11 +236,12 @@ pub struct EngineOptions {
     /// Exact (the default) or fast arithmetic; `vision_compute` and `prefill_compute`
     /// override it per stage.
     pub precision: Precision,
-    /// Limits on decoded images.
-    pub image_limits: ImageLimits,
-    /// What happens to transparency in images; the default follows transformers'
-    /// `load_image` (see [`AlphaMode`]).
-    pub alpha: AlphaMode,
+    /// How images and videos are preprocessed: the defaults of every [`Session`], which may
+    /// replace them ([`Session::set_processor_options`]).
+    ///
+    /// [`Session`]: crate::Session
+    /// [`Session::set_processor_options`]: crate::Session::set_processor_options
+    pub processor: ProcessorOptions,
     /// Cap on the context window (the model's own when `None` or larger).
     pub max_context: Option<usize>,
     /// Quantize a safetensors checkpoint's matrices at load (see [`QuantPolicy`]).

@@ -9,19 +9,14 @@ use crate::processor::chat::Message;
 use crate::processor::image::ImageInput;
 use crate::processor::media::video::VideoInput;
 use crate::processor::pixels::PreparedPixels;
-use crate::processor::{PreparedInput, PreparedVideo};
+use crate::processor::{PreparedInput, PreparedVideo, ProcessorOptions};
 use crate::session::{ImageEmbedding, VideoEmbedding};
 
 impl Engine {
-    /// Preprocesses a conversation (with the generation prompt) without running the model.
-    pub fn prepare(
-        &self,
-        messages: &[Message],
-        image_splitting: Option<bool>,
-    ) -> Result<PreparedInput> {
-        self.inner
-            .processor
-            .prepare(messages, image_splitting, true)
+    /// Preprocesses a conversation (with the generation prompt) as `opts` says, without
+    /// running the model. [`Engine::processor_options`] is what a new session would use.
+    pub fn prepare(&self, messages: &[Message], opts: &ProcessorOptions) -> Result<PreparedInput> {
+        self.inner.processor.prepare(messages, opts, true)
     }
 
     /// Runs the vision tower and connector on all views of `input`'s images:
@@ -39,28 +34,35 @@ impl Engine {
         Ok(Some(self.inner.model.encode_images(&pixels, None)?))
     }
 
-    /// Runs the vision tower and connector on one image (all its views), for a
-    /// [`Session::provide_image`] or a cache of embeddings. `splitting` overrides the
-    /// checkpoint's `do_image_splitting`.
+    /// Runs the vision tower and connector on one image (all its views), preprocessed as
+    /// `opts` says, for a [`Session::provide_image`] or a cache of embeddings. Give the
+    /// session's [`Session::processor_options`], so that the features match what the session
+    /// would compute.
     ///
     /// [`Session::provide_image`]: crate::Session::provide_image
+    /// [`Session::processor_options`]: crate::Session::processor_options
     pub fn embed_image(
         &self,
         image: &ImageInput,
-        splitting: Option<bool>,
+        opts: &ProcessorOptions,
     ) -> Result<ImageEmbedding> {
-        let prepared = self.inner.processor.prepare_image(image, splitting)?;
+        let prepared = self.inner.processor.prepare_image(image, opts)?;
         let pixels = pixels_tensor(&prepared.pixels, self.inner.model.device())?;
         let features = self.inner.model.encode_images(&pixels, None)?;
         ImageEmbedding::new(prepared.grid.rows, prepared.grid.cols, features)
     }
 
-    /// Decodes a video, samples and preprocesses its frames, and runs the vision tower and
-    /// connector on each frame, for a [`Session::provide_video`] or a cache of embeddings.
+    /// Decodes a video, samples and preprocesses its frames as `opts` says, and runs the
+    /// vision tower and connector on each frame, for a [`Session::provide_video`] or a cache
+    /// of embeddings.
     ///
     /// [`Session::provide_video`]: crate::Session::provide_video
-    pub fn embed_video(&self, video: &VideoInput) -> Result<VideoEmbedding> {
-        let prepared = self.inner.processor.prepare_video(video)?;
+    pub fn embed_video(
+        &self,
+        video: &VideoInput,
+        opts: &ProcessorOptions,
+    ) -> Result<VideoEmbedding> {
+        let prepared = self.inner.processor.prepare_video(video, opts)?;
         self.encode_video(&prepared)
     }
 

@@ -45,8 +45,6 @@ pub struct GenerateOptions {
     pub ignore_eos: bool,
     /// Extra strings that end generation; the text is cut before them.
     pub stop: Vec<String>,
-    /// Override the checkpoint's image splitting for the images of this message.
-    pub image_splitting: Option<bool>,
     /// Only generate text this constraint allows; generation ends when it is complete.
     pub constraint: Option<Constraint>,
 }
@@ -60,7 +58,6 @@ impl Default for GenerateOptions {
             seed: 0,
             ignore_eos: false,
             stop: Vec::new(),
-            image_splitting: None,
             constraint: None,
         }
     }

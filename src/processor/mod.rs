@@ -7,6 +7,7 @@
 pub mod chat;
 pub mod gguf_tokenizer;
 pub mod media;
+mod options;
 // `processor::image` is where images have always been named from; the code lives in `media`.
 pub use media::image;
 pub mod pixels;
@@ -17,10 +18,12 @@ pub mod tokenizer;
 pub mod video;
 pub mod video_pixels;
 
+pub use options::ProcessorOptions;
+
 use crate::config::CheckpointConfig;
 use crate::error::Result;
 use chat::{ChatTemplate, Message};
-use image::{load_image, AlphaMode, ImageInput, ImageLimits};
+use image::{load_image, AlphaMode, ImageInput};
 use pixels::{prepare_pixels, PixelOptions, PreparedPixels};
 use prompt::{Grid, ImageTokens};
 use tiles::TilePlan;
@@ -84,16 +87,11 @@ pub struct Processor {
     /// Image settings; none for text-only models.
     pixel_options: Option<PixelOptions>,
     image_seq_len: usize,
-    limits: ImageLimits,
 }
 
 impl Processor {
     /// Builds the processor of a checkpoint from its configuration and `tokenizer.json`.
-    pub fn new(
-        cfg: &CheckpointConfig,
-        tokenizer: TextTokenizer,
-        limits: ImageLimits,
-    ) -> Result<Self> {
+    pub fn new(cfg: &CheckpointConfig, tokenizer: TextTokenizer) -> Result<Self> {
         let special = SpecialTokens::lookup(&tokenizer, &cfg.tokenizer.special)?;
         if cfg.model.vision.is_some() && special.image != Some(cfg.model.image_token_id) {
             return Err(crate::Error::Tokenizer(format!(
@@ -138,17 +136,7 @@ impl Processor {
             special,
             pixel_options,
             image_seq_len: cfg.image_seq_len,
-            limits,
         })
-    }
-
-    /// The processor with transparency handled as `alpha` says (the default follows
-    /// transformers' `load_image`, see [`AlphaMode`]).
-    pub fn with_alpha(mut self, alpha: AlphaMode) -> Self {
-        if let Some(opts) = &mut self.pixel_options {
-            opts.alpha = alpha;
-        }
-        self
     }
 
     /// The tokenizer.
@@ -174,38 +162,42 @@ impl Processor {
     }
 
     /// The geometry of one image's preprocessing (resize sizes, tile grid) without preparing
-    /// its pixels. `splitting` overrides the checkpoint's `do_image_splitting`.
-    pub fn tile_plan(&self, input: &ImageInput, splitting: Option<bool>) -> Result<TilePlan> {
-        let opts = self.pixel_options(splitting)?;
-        let loaded = load_image(input, &self.limits)?;
-        TilePlan::new(loaded.width(), loaded.height(), &opts)
+    /// its pixels.
+    pub fn tile_plan(&self, input: &ImageInput, opts: &ProcessorOptions) -> Result<TilePlan> {
+        let pixel = self.pixel_options(opts, opts.image_splitting)?;
+        let loaded = load_image(input, &opts.image_limits)?;
+        TilePlan::new(loaded.width(), loaded.height(), &pixel)
     }
 
-    fn pixel_options(&self, splitting: Option<bool>) -> Result<PixelOptions> {
-        let Some(opts) = &self.pixel_options else {
+    fn pixel_options(
+        &self,
+        opts: &ProcessorOptions,
+        splitting: Option<bool>,
+    ) -> Result<PixelOptions> {
+        let Some(pixel) = &self.pixel_options else {
             return Err(crate::Error::InvalidOption {
                 name: "image",
                 reason: "this model has no vision encoder; give the mmproj GGUF with --mmproj"
                     .into(),
             });
         };
-        let mut opts = opts.clone();
+        let mut pixel = pixel.clone();
         if let Some(split) = splitting {
-            opts.do_image_splitting = split;
+            pixel.do_image_splitting = split;
         }
-        Ok(opts)
+        pixel.alpha = opts.alpha;
+        Ok(pixel)
     }
 
-    /// Decodes and preprocesses one image. `splitting` overrides the checkpoint's
-    /// `do_image_splitting`.
+    /// Decodes and preprocesses one image.
     pub fn prepare_image(
         &self,
         input: &ImageInput,
-        splitting: Option<bool>,
+        opts: &ProcessorOptions,
     ) -> Result<PreparedImage> {
-        let opts = self.pixel_options(splitting)?;
-        let loaded = load_image(input, &self.limits)?;
-        let pixels = prepare_pixels(&loaded, &opts)?;
+        let pixel = self.pixel_options(opts, opts.image_splitting)?;
+        let loaded = load_image(input, &opts.image_limits)?;
+        let pixels = prepare_pixels(&loaded, &pixel)?;
         Ok(PreparedImage {
             grid: Grid {
                 rows: pixels.rows,
@@ -275,18 +267,23 @@ impl Processor {
     }
 
     /// Decodes a video, samples its frames as transformers does (the input's `fps` and
-    /// `max_frames` override the checkpoint's) and preprocesses each frame to one view.
-    pub fn prepare_video(&self, input: &VideoInput) -> Result<PreparedVideo> {
-        let opts = self.pixel_options(Some(false))?;
+    /// `max_frames` override the checkpoint's) and preprocesses each frame to one view; frames
+    /// are never split, whatever `opts.image_splitting` says.
+    pub fn prepare_video(
+        &self,
+        input: &VideoInput,
+        opts: &ProcessorOptions,
+    ) -> Result<PreparedVideo> {
+        let pixel = self.pixel_options(opts, Some(false))?;
         let sampling = input.sampling(self.video_sampling)?;
         // Each kept frame is resized as soon as it is decoded: only tile-sized frames are held.
-        let video = load_video_with(input, &sampling, &self.limits, &|frame| {
-            video_pixels::resize_frame(frame, &opts)
+        let video = load_video_with(input, &sampling, &opts.image_limits, &|frame| {
+            video_pixels::resize_frame(frame, &pixel)
         })?;
-        let tile = opts.tile_size as usize;
+        let tile = pixel.tile_size as usize;
         let mut data = Vec::with_capacity(video.frames.len() * 3 * tile * tile);
         for frame in &video.frames {
-            video_pixels::normalize_frame(frame, &opts, &mut data)?;
+            video_pixels::normalize_frame(frame, &pixel, &mut data)?;
         }
         Ok(PreparedVideo {
             layout: VideoLayout {
@@ -307,7 +304,7 @@ impl Processor {
     pub fn prepare(
         &self,
         messages: &[Message],
-        splitting: Option<bool>,
+        opts: &ProcessorOptions,
         add_generation_prompt: bool,
     ) -> Result<PreparedInput> {
         let mut images = Vec::new();
@@ -316,12 +313,12 @@ impl Processor {
             match part {
                 chat::Content::Text(_) => {}
                 chat::Content::Image(img) => {
-                    let prepared = self.prepare_image(img, splitting)?;
+                    let prepared = self.prepare_image(img, opts)?;
                     layouts.push(MediaLayout::Image(prepared.grid));
                     images.push(prepared);
                 }
                 chat::Content::Video(v) => {
-                    let prepared = self.prepare_video(v)?;
+                    let prepared = self.prepare_video(v, opts)?;
                     images.extend(prepared.frames());
                     layouts.push(MediaLayout::Video(prepared.layout));
                 }

@@ -268,16 +268,17 @@ pub fn generate(
     on_event: &mut dyn FnMut(Event<'_>) -> ControlFlow<()>,
 ) -> crate::Result<Generation> {
     let mut session = engine.session();
+    let processor = engine.processor_options();
     if let Some(cache) = cache {
         for image in messages.iter().flat_map(|m| m.images()) {
             let ImageInput::Encoded(bytes) = image else {
                 continue;
             };
-            let key = cache.key(engine, &sha256_hex(bytes), opts.image_splitting);
+            let key = cache.key(engine, &sha256_hex(bytes), processor);
             let embedding = match cache.load(&key, engine) {
                 Lookup::Hit(e) => e,
                 Lookup::Miss | Lookup::Corrupt(_) => {
-                    let e = engine.embed_image(image, opts.image_splitting)?;
+                    let e = engine.embed_image(image, processor)?;
                     // A cache that cannot be written only costs a later request an encode.
                     let _ = cache.store(&key, &e);
                     e

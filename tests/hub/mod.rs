@@ -232,10 +232,10 @@ fn processor_only_fetches_the_json_files() {
     let hub = Hub::new(server.config(cache.path())).unwrap();
     let source = fetch(&hub, &tiny("tiny"), Need::Processor).0.unwrap();
     assert_eq!(gguf_requests(&server), 0);
-    let processor = vlm::engine::load_processor(&source, Default::default()).unwrap();
+    let processor = vlm::engine::load_processor(&source).unwrap();
     let reference = case("landscape");
     let prepared = processor
-        .prepare(&reference.messages(), None, true)
+        .prepare(&reference.messages(), &Default::default(), true)
         .unwrap();
     assert_eq!(prepared.input_ids, reference.ids("input_ids"));
 }

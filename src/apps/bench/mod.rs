@@ -115,11 +115,11 @@ fn run_once(engine: &Engine, test: BenchTest, opts: &BenchOptions) -> Result<f64
     Ok(match test {
         BenchTest::Img => {
             let t = Instant::now();
-            processor.prepare_image(&opts.image, None)?;
+            processor.prepare_image(&opts.image, engine.processor_options())?;
             t.elapsed().as_secs_f64() * 1e3
         }
         BenchTest::Enc => {
-            let image = processor.prepare_image(&opts.image, None)?;
+            let image = processor.prepare_image(&opts.image, engine.processor_options())?;
             let pixels = crate::engine::pixels_tensor(&image.pixels, model.device())?;
             let t = Instant::now();
             model.encode_images(&pixels, None)?;
@@ -158,7 +158,7 @@ fn run_once(engine: &Engine, test: BenchTest, opts: &BenchOptions) -> Result<f64
                 });
             };
             let t = Instant::now();
-            let embedding = engine.embed_video(video)?;
+            let embedding = engine.embed_video(video, engine.processor_options())?;
             t.elapsed().as_secs_f64() * 1e3 / embedding.timestamps().len() as f64
         }
         BenchTest::Ttft => {

@@ -14,7 +14,7 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{Engine, ImageEmbedding, Result};
+use crate::{Engine, ImageEmbedding, ProcessorOptions, Result};
 
 const MAGIC: &[u8; 8] = b"VLMEMB01";
 const EXTENSION: &str = "emb";
@@ -68,13 +68,19 @@ impl EmbeddingCache {
         &self.dir
     }
 
-    /// The entry name for an image (by its SHA-256) under `engine` with the given splitting.
-    pub fn key(&self, engine: &Engine, image_sha256: &str, splitting: Option<bool>) -> String {
+    /// The entry name for an image (by its SHA-256) embedded by `engine` as `opts` says.
+    pub fn key(&self, engine: &Engine, image_sha256: &str, opts: &ProcessorOptions) -> String {
+        // The splitting actually applied: leaving it to the checkpoint and naming the
+        // checkpoint's choice give the same features. The alpha mode changes the pixels; the
+        // image limits only refuse images, so they are not part of the key.
+        let splitting = opts
+            .image_splitting
+            .unwrap_or_else(|| engine.processor().splits_images());
         let mut h = Sha256::new();
         h.update(concat!("vlm ", env!("CARGO_PKG_VERSION"), "\n"));
         h.update(image_sha256.as_bytes());
         h.update(model_identity(engine).as_bytes());
-        h.update(format!("\nsplitting {splitting:?}\n").as_bytes());
+        h.update(format!("\nsplitting {splitting}\nalpha {:?}\n", opts.alpha).as_bytes());
         h.update(format!("{:?}", engine.config().preprocessor).as_bytes());
         hex(&h.finalize())
     }

@@ -10,7 +10,9 @@ use super::cache::{EmbeddingCache, Lookup};
 use super::card::{Field, KeyFact, PricingModel, ToolCard, LIMITS};
 use super::scorecard::{Angle, POINT_MAX_CHARS};
 use super::{CompareOptions, Shot};
-use crate::{Constraint, Engine, GenerateOptions, ImageInput, Message, Result, Session};
+use crate::{
+    Constraint, Engine, GenerateOptions, ImageInput, Message, ProcessorOptions, Result, Session,
+};
 
 /// One field's question.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,7 +155,7 @@ pub trait Extractor {
 pub struct ModelExtractor<'e> {
     engine: &'e Engine,
     cache: Option<EmbeddingCache>,
-    splitting: Option<bool>,
+    processor: ProcessorOptions,
     base: Option<(Session, ImageInput)>,
 }
 
@@ -172,7 +174,10 @@ impl<'e> ModelExtractor<'e> {
         ModelExtractor {
             engine,
             cache,
-            splitting: opts.image_splitting,
+            processor: opts
+                .processor
+                .clone()
+                .unwrap_or_else(|| engine.processor_options().clone()),
             base: None,
         }
     }
@@ -184,10 +189,11 @@ impl Extractor for ModelExtractor<'_> {
         let t = Instant::now();
         let mut opened = Opened::default();
         let mut session = self.engine.session();
+        session.set_processor_options(self.processor.clone());
         let key = self
             .cache
             .as_ref()
-            .map(|c| c.key(self.engine, &shot.source.sha256, self.splitting));
+            .map(|c| c.key(self.engine, &shot.source.sha256, &self.processor));
         if let (Some(cache), Some(key)) = (&self.cache, &key) {
             match cache.load(key, self.engine) {
                 Lookup::Hit(embedding) => {
@@ -201,7 +207,7 @@ impl Extractor for ModelExtractor<'_> {
         }
         if !opened.from_cache {
             let t_enc = Instant::now();
-            let embedding = self.engine.embed_image(&shot.input, self.splitting)?;
+            let embedding = self.engine.embed_image(&shot.input, &self.processor)?;
             opened.encode = t_enc.elapsed();
             opened.views = embedding.views();
             if let (Some(cache), Some(key)) = (&self.cache, &key) {
@@ -211,11 +217,7 @@ impl Extractor for ModelExtractor<'_> {
             session.provide_image(shot.input.clone(), embedding);
         }
         opened.cache_io = t.elapsed().saturating_sub(opened.encode);
-        let opts = GenerateOptions {
-            image_splitting: self.splitting,
-            ..GenerateOptions::default()
-        };
-        let (_, timings) = session.prefill(&Message::user([shot.input.clone()], ""), &opts)?;
+        let (_, timings) = session.prefill(&Message::user([shot.input.clone()], ""))?;
         opened.prefill = timings.prefill;
         self.base = Some((session, shot.input.clone()));
         Ok(opened)
@@ -230,7 +232,6 @@ impl Extractor for ModelExtractor<'_> {
         };
         let opts = GenerateOptions {
             max_new_tokens: question.max_tokens,
-            image_splitting: self.splitting,
             constraint: Some(question.constraint.clone()),
             ..GenerateOptions::default()
         };

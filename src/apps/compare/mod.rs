@@ -38,7 +38,7 @@ pub use card::{
 pub use extract::{Answer, Extractor, ModelExtractor, Opened, Question};
 pub use scorecard::{Angle, Scorecard};
 
-use crate::{Engine, Error, ImageInput, Result};
+use crate::{Engine, Error, ImageInput, ProcessorOptions, Result};
 
 /// How to run a comparison.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,8 +49,9 @@ pub struct CompareOptions {
     pub cache_dir: Option<PathBuf>,
     /// Size cap of the cache directory.
     pub cache_max_bytes: u64,
-    /// Override the checkpoint's image splitting (screenshots read best with it on).
-    pub image_splitting: Option<bool>,
+    /// How screenshots are preprocessed; `None` = the engine's
+    /// [`Engine::processor_options`] (screenshots read best with image splitting on).
+    pub processor: Option<ProcessorOptions>,
 }
 
 impl Default for CompareOptions {
@@ -59,7 +60,7 @@ impl Default for CompareOptions {
             cache: true,
             cache_dir: None,
             cache_max_bytes: cache::DEFAULT_MAX_BYTES,
-            image_splitting: None,
+            processor: None,
         }
     }
 }

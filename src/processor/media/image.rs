@@ -75,12 +75,13 @@ impl ImageInput {
     }
 }
 
-/// Bounds on what [`load_image`] accepts ([`crate::EngineOptions::image_limits`]).
+/// Bounds on what [`load_image`] accepts ([`crate::ProcessorOptions::image_limits`]).
 ///
 /// ```
-/// use vlm::{synthetic::Preset, Engine, EngineOptions, Error, ImageInput, ImageLimits, Message, ModelSource};
+/// use vlm::{synthetic::Preset, Engine, EngineOptions, Error, ImageInput, ImageLimits, Message, ModelSource, ProcessorOptions};
 ///
-/// let opts = EngineOptions { image_limits: ImageLimits { max_pixels: 1_000 }, ..Default::default() };
+/// let processor = ProcessorOptions { image_limits: ImageLimits { max_pixels: 1_000 }, ..Default::default() };
+/// let opts = EngineOptions { processor, ..Default::default() };
 /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), opts)?;
 /// let big = ImageInput::rgb8(100, 100, vec![0; 100 * 100 * 3])?;
 /// let refused = engine.session().send(Message::user([big], "Hi"), &Default::default());
@@ -102,7 +103,7 @@ impl Default for ImageLimits {
 }
 
 /// What happens to transparency when an image becomes the RGB the model sees
-/// ([`crate::EngineOptions::alpha`]).
+/// ([`crate::ProcessorOptions::alpha`]).
 ///
 /// A transformers user gets [`AlphaMode::Drop`]: the SmolVLM model cards open pictures with
 /// `transformers.image_utils.load_image`, and `processor.apply_chat_template` does the same
