@@ -23,10 +23,12 @@ impl Connector {
         scale_factor: usize,
     ) -> Result<Self> {
         let in_dim = vision_dim * scale_factor * scale_factor;
-        let proj = w
-            .pp("modality_projection")
-            .pp("proj")
-            .linear(in_dim, text_dim, false)?;
+        let proj = Linear::load(
+            &w.pp("modality_projection").pp("proj"),
+            in_dim,
+            text_dim,
+            false,
+        )?;
         Ok(Connector { proj, scale_factor })
     }
 

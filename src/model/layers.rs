@@ -9,7 +9,7 @@ use crate::config::Activation;
 use crate::cpu::gemm_bf16::PackedBf16;
 use crate::cpu::qmatmul::QMatrix;
 use crate::error::Result;
-use crate::weights::Weights;
+use crate::weights::{MatrixUse, StoredMatrix, Weights};
 
 /// `y = x Wᵀ + b`, with `W` dense (checkpoint `[out, in]` layout) or in a ggml block format.
 #[derive(Debug, Clone)]
@@ -31,6 +31,20 @@ pub enum Linear {
 }
 
 impl Linear {
+    /// The layer whose matrix `weight` (`[out, in]`) and, if `bias`, vector `bias` are under
+    /// `w`'s prefix, kept as the checkpoint and the quantization policy keep them.
+    pub fn load(w: &Weights, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
+        let bias = if bias {
+            Some(w.get(out_dim, "bias")?)
+        } else {
+            None
+        };
+        match w.matrix(out_dim, in_dim, MatrixUse::Product)? {
+            StoredMatrix::Dense(weight) => Ok(Linear::dense(weight, bias)),
+            StoredMatrix::Blocks(q) => Linear::quantized(q, bias, w.dtype()),
+        }
+    }
+
     /// A dense layer.
     pub fn dense(weight: Tensor, bias: Option<Tensor>) -> Self {
         Linear::Dense { weight, bias }
@@ -242,6 +256,15 @@ pub enum Embedding {
 }
 
 impl Embedding {
+    /// The table `weight` (`[vocab, dim]`) under `w`'s prefix, kept quantized when the file
+    /// (or the policy) quantizes it.
+    pub fn load(w: &Weights, vocab: usize, dim: usize) -> Result<Self> {
+        match w.matrix(vocab, dim, MatrixUse::Lookup)? {
+            StoredMatrix::Dense(table) => Ok(Embedding::dense(table, w.dtype())),
+            StoredMatrix::Blocks(q) => Embedding::quantized(Arc::new(q), w.dtype()),
+        }
+    }
+
     /// Dense embeddings whose rows come out in `dtype`.
     pub fn dense(table: Tensor, dtype: DType) -> Self {
         Embedding::Dense { table, dtype }

@@ -89,18 +89,10 @@ impl Attention {
         let d = cfg.hidden_size;
         let hd = cfg.head_dim;
         Ok(Attention {
-            q_proj: w
-                .pp("q_proj")
-                .linear(d, cfg.num_attention_heads * hd, false)?,
-            k_proj: w
-                .pp("k_proj")
-                .linear(d, cfg.num_key_value_heads * hd, false)?,
-            v_proj: w
-                .pp("v_proj")
-                .linear(d, cfg.num_key_value_heads * hd, false)?,
-            o_proj: w
-                .pp("o_proj")
-                .linear(cfg.num_attention_heads * hd, d, false)?,
+            q_proj: Linear::load(&w.pp("q_proj"), d, cfg.num_attention_heads * hd, false)?,
+            k_proj: Linear::load(&w.pp("k_proj"), d, cfg.num_key_value_heads * hd, false)?,
+            v_proj: Linear::load(&w.pp("v_proj"), d, cfg.num_key_value_heads * hd, false)?,
+            o_proj: Linear::load(&w.pp("o_proj"), cfg.num_attention_heads * hd, d, false)?,
             heads: cfg.num_attention_heads,
             kv_heads: cfg.num_key_value_heads,
             head_dim: hd,
@@ -221,7 +213,7 @@ impl TextModel {
     ) -> Result<Self> {
         let d = cfg.hidden_size;
         let f = cfg.intermediate_size;
-        let embed_tokens = w.pp("embed_tokens").embedding(cfg.vocab_size, d)?;
+        let embed_tokens = Embedding::load(&w.pp("embed_tokens"), cfg.vocab_size, d)?;
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| {
                 let l = w.pp(format!("layers.{i}"));
@@ -235,9 +227,9 @@ impl TextModel {
                         cfg.rms_norm_eps,
                     )?,
                     mlp: Mlp {
-                        gate_proj: mlp.pp("gate_proj").linear(d, f, false)?,
-                        up_proj: mlp.pp("up_proj").linear(d, f, false)?,
-                        down_proj: mlp.pp("down_proj").linear(f, d, false)?,
+                        gate_proj: Linear::load(&mlp.pp("gate_proj"), d, f, false)?,
+                        up_proj: Linear::load(&mlp.pp("up_proj"), d, f, false)?,
+                        down_proj: Linear::load(&mlp.pp("down_proj"), f, d, false)?,
                         act: cfg.hidden_act,
                     },
                 })
@@ -247,7 +239,7 @@ impl TextModel {
         let lm_head = if tie_word_embeddings {
             embed_tokens.as_linear()?
         } else {
-            lm_head.linear(d, cfg.vocab_size, false)?
+            Linear::load(lm_head, d, cfg.vocab_size, false)?
         };
         Ok(TextModel {
             embed_tokens,

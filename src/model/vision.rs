@@ -38,10 +38,10 @@ impl Attention {
     fn load(w: &Weights, cfg: &VisionConfig) -> Result<Self> {
         let d = cfg.hidden_size;
         Ok(Attention {
-            q_proj: w.pp("q_proj").linear(d, d, true)?,
-            k_proj: w.pp("k_proj").linear(d, d, true)?,
-            v_proj: w.pp("v_proj").linear(d, d, true)?,
-            out_proj: w.pp("out_proj").linear(d, d, true)?,
+            q_proj: Linear::load(&w.pp("q_proj"), d, d, true)?,
+            k_proj: Linear::load(&w.pp("k_proj"), d, d, true)?,
+            v_proj: Linear::load(&w.pp("v_proj"), d, d, true)?,
+            out_proj: Linear::load(&w.pp("out_proj"), d, d, true)?,
             heads: cfg.num_attention_heads,
             head_dim: cfg.head_dim(),
         })
@@ -94,8 +94,8 @@ impl EncoderLayer {
             self_attn: Attention::load(&w.pp("self_attn"), cfg)?,
             layer_norm2: LayerNorm::load(&w.pp("layer_norm2"), d, cfg.layer_norm_eps)?,
             mlp: Mlp {
-                fc1: w.pp("mlp").pp("fc1").linear(d, f, true)?,
-                fc2: w.pp("mlp").pp("fc2").linear(f, d, true)?,
+                fc1: Linear::load(&w.pp("mlp").pp("fc1"), d, f, true)?,
+                fc2: Linear::load(&w.pp("mlp").pp("fc2"), f, d, true)?,
                 act: cfg.hidden_act,
             },
         })

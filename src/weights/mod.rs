@@ -20,7 +20,6 @@ use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::error::{Error, Result};
-use crate::model::layers::{Embedding, Linear};
 use gguf::GgufFile;
 use names::GgufPart;
 pub use quant::{QuantPolicy, QuantType, Target};
@@ -37,6 +36,24 @@ pub struct GgufPair {
 enum Store {
     Safetensors(VarBuilder<'static>),
     Gguf(Arc<GgufPair>),
+}
+
+/// A matrix as a checkpoint (and the load-time quantization policy) keeps it.
+#[derive(Debug)]
+pub enum StoredMatrix {
+    /// Dense values.
+    Dense(Tensor),
+    /// ggml blocks, multiplied or looked up without a dense copy.
+    Blocks(QTensor),
+}
+
+/// What a matrix is for, which decides the quantization policy's rule for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatrixUse {
+    /// Multiplied with activations (a linear layer).
+    Product,
+    /// Rows looked up by token id (an embedding table).
+    Lookup,
 }
 
 /// A view of a checkpoint's tensors under a name prefix.
@@ -170,46 +187,32 @@ impl Weights {
         }
     }
 
-    /// Loads the matrix `weight` (`[out, in]`) and optionally `bias` under this prefix.
-    pub fn linear(&self, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
-        let bias = if bias {
-            Some(self.get(out_dim, "bias")?)
-        } else {
-            None
-        };
+    /// The matrix `weight` under this prefix, `[rows, cols]`, as the file and the quantization
+    /// policy keep it: ggml blocks, or dense (in the compute dtype unless the policy names
+    /// another). `use` says which policy rule applies.
+    pub fn matrix(&self, rows: usize, cols: usize, use_: MatrixUse) -> Result<StoredMatrix> {
         let full = self.path("weight");
-        let matmul = match &self.store {
+        match &self.store {
             Store::Safetensors(_) => {
-                let dense = self.get((out_dim, in_dim), "weight")?;
-                match self.quant.map(|q| q.matrix(&full, in_dim)) {
-                    Some(Target::Quant(ty)) => self.quantize(&dense, ty, &full)?,
-                    Some(Target::Dense(dt)) => return Ok(Linear::dense(dense.to_dtype(dt)?, bias)),
-                    None => return Ok(Linear::dense(dense, bias)),
-                }
-            }
-            Store::Gguf(pair) => self.gguf_tensor(pair, &full, &Shape::from((out_dim, in_dim)))?,
-        };
-        Linear::quantized(matmul, bias, self.dtype)
-    }
-
-    /// Loads an embedding matrix `[vocab, dim]` named `weight` under this prefix, kept
-    /// quantized when the file (or the policy) quantizes it.
-    pub fn embedding(&self, vocab: usize, dim: usize) -> Result<Embedding> {
-        let full = self.path("weight");
-        let q = match &self.store {
-            Store::Safetensors(_) => {
-                let dense = self.get((vocab, dim), "weight")?;
-                match self.quant.map(|q| q.embedding(dim)) {
-                    Some(Target::Quant(ty)) => self.quantize(&dense, ty, &full)?,
-                    Some(Target::Dense(dt)) => {
-                        return Ok(Embedding::dense(dense.to_dtype(dt)?, self.dtype))
+                let dense = self.get((rows, cols), "weight")?;
+                let target = self.quant.map(|q| match use_ {
+                    MatrixUse::Product => q.matrix(&full, cols),
+                    MatrixUse::Lookup => q.embedding(cols),
+                });
+                match target {
+                    Some(Target::Quant(ty)) => {
+                        Ok(StoredMatrix::Blocks(self.quantize(&dense, ty, &full)?))
                     }
-                    None => return Ok(Embedding::dense(dense, self.dtype)),
+                    Some(Target::Dense(dt)) => Ok(StoredMatrix::Dense(dense.to_dtype(dt)?)),
+                    None => Ok(StoredMatrix::Dense(dense)),
                 }
             }
-            Store::Gguf(pair) => self.gguf_tensor(pair, &full, &Shape::from((vocab, dim)))?,
-        };
-        Embedding::quantized(Arc::new(q), self.dtype)
+            Store::Gguf(pair) => Ok(StoredMatrix::Blocks(self.gguf_tensor(
+                pair,
+                &full,
+                &Shape::from((rows, cols)),
+            )?)),
+        }
     }
 
     fn quantize(&self, dense: &Tensor, ty: GgmlDType, name: &str) -> Result<QTensor> {
