@@ -120,10 +120,11 @@ pub fn screenshots_at(paths: &[PathBuf]) -> Result<(Vec<ImageInput>, Vec<PathBuf
     let mut skipped = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let listing = crate::processor::image::image_files(path).map_err(|e| Error::Image {
-                origin: path.display().to_string(),
-                problem: format!("cannot list the directory: {e}"),
-            })?;
+            let listing =
+                crate::processor::media::folder::image_files(path).map_err(|e| Error::Image {
+                    origin: path.display().to_string(),
+                    problem: format!("cannot list the directory: {e}"),
+                })?;
             if listing.images.is_empty() {
                 return Err(Error::Image {
                     origin: path.display().to_string(),

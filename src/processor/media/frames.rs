@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 
-use super::image::{image_files, load_image, AlphaMode, ImageInput, ImageLimits};
+use super::folder::image_files;
+use super::image::{load_image, AlphaMode, ImageInput, ImageLimits};
 use super::video::{FrameFn, SampledVideo};
 use crate::error::{Error, Result};
 use crate::processor::video::{sample_indices, FrameSampling, VideoMetadata};
