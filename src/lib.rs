@@ -45,6 +45,7 @@ pub mod config;
 pub(crate) mod cpu;
 pub mod device;
 pub mod embed;
+pub mod embedding_cache;
 pub mod engine;
 pub mod error;
 #[cfg(feature = "ffi")]
@@ -75,6 +76,7 @@ uniffi::setup_scaffolding!("vlm");
 
 pub use cpu::features::{CpuFeatures, TilePermission};
 pub use device::DeviceChoice;
+pub use embedding_cache::EmbeddingCache;
 pub use engine::{
     Dtype, Engine, EngineOptions, ModelInfo, ModelSource, Precision, PrefillCompute, VisionCompute,
 };

@@ -35,6 +35,10 @@ const PUBLIC_MODULES: &[(&str, &str)] = &[
         "server",
         "the HTTP server's entry point, run by `vlm serve`",
     ),
+    (
+        "embedding_cache",
+        "image embeddings kept on disk, shared by compare, the server and apps",
+    ),
 ];
 
 /// Reaches past the public API that are allowed, each with its reason: `(file or folder
@@ -128,11 +132,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "src/apps/compare",
         "processor",
         "screenshot folders are listed as image files",
-    ),
-    (
-        "src/apps/compare",
-        "paths",
-        "the embedding cache lives in the user's cache directory",
     ),
     (
         "src/apps/compare",

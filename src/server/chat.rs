@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::errors::ApiError;
 use super::images::ImagePolicy;
 use super::openai::{ChatRequest, ResponseFormat, Stop};
-use crate::apps::compare::cache::{sha256_hex, EmbeddingCache, Lookup};
+use crate::embedding_cache::{sha256_hex, EmbeddingCache, Lookup};
 use crate::{
     CancelToken, Constraint, Content, Engine, Event, GenerateOptions, Generation, ImageInput,
     Message, Role, Sampling,

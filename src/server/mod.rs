@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::apps::compare::cache::{EmbeddingCache, DEFAULT_MAX_BYTES};
+use crate::embedding_cache::{EmbeddingCache, DEFAULT_MAX_BYTES};
 use crate::Engine;
 
 /// How to serve.

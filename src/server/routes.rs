@@ -29,7 +29,7 @@ use super::openai::{
     Delta, ModelObject, Usage,
 };
 use super::queue::Pool;
-use crate::apps::compare::EmbeddingCache;
+use crate::EmbeddingCache;
 use crate::{CancelToken, Engine, Event, Generation, Progress};
 
 /// What every handler shares.

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::cache::{EmbeddingCache, Lookup};
 use super::card::{Field, KeyFact, PricingModel, ToolCard, LIMITS};
 use super::scorecard::{Angle, POINT_MAX_CHARS};
 use super::{CompareOptions, Shot};
+use crate::embedding_cache::{EmbeddingCache, Lookup};
 use crate::{
     Constraint, Engine, GenerateOptions, ImageInput, Message, ProcessorOptions, Result, Session,
 };

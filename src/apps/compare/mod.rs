@@ -20,7 +20,6 @@
 //! ```
 
 pub mod assemble;
-pub mod cache;
 pub mod card;
 pub mod extract;
 pub mod render;
@@ -30,7 +29,9 @@ use std::io::Cursor;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use cache::EmbeddingCache;
+// The embedding cache is the library's (sessions, compare and the server share it); named
+// here too, where compare's callers have always found it.
+pub use crate::embedding_cache::EmbeddingCache;
 pub use card::{
     card_schema, Comparison, Difference, Field, KeyFact, PricingModel, Source, ToolCard,
     CARD_SCHEMA_V1, CARD_SCHEMA_VERSION,
@@ -59,7 +60,7 @@ impl Default for CompareOptions {
         CompareOptions {
             cache: true,
             cache_dir: None,
-            cache_max_bytes: cache::DEFAULT_MAX_BYTES,
+            cache_max_bytes: crate::embedding_cache::DEFAULT_MAX_BYTES,
             processor: None,
         }
     }
@@ -106,7 +107,7 @@ impl Shot {
             source: Source {
                 file,
                 bytes: bytes.len() as u64,
-                sha256: cache::sha256_hex(&bytes),
+                sha256: crate::embedding_cache::sha256_hex(&bytes),
             },
         })
     }
