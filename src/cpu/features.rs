@@ -94,16 +94,10 @@ impl CpuFeatures {
         .collect()
     }
 
-    /// The kernel family of the block × f32 dot products (quantized decode), as
-    /// `cpu::qmatmul` picks it.
-    pub fn block_dot_family(&self) -> &'static str {
-        if self.avx512 {
-            "avx512"
-        } else if self.avx2_fma {
-            "avx2"
-        } else {
-            "portable"
-        }
+    /// The kernel family of the block × f32 dot products (quantized decode): the choice
+    /// `cpu::qmatmul` makes, `avx512`, `avx2` or `portable`.
+    pub fn block_dot_family() -> &'static str {
+        super::qmatmul::family_name()
     }
 }
 
@@ -190,7 +184,8 @@ mod tests {
         assert!(!(f.amx_bf16 || f.amx_int8) || f.amx_tile, "{f:?}");
         let names = f.names();
         assert_eq!(names.contains(&"amx_tile"), f.amx_tile);
-        eprintln!("cpu features: {}", names.join(" "));
+        // The 512-bit block-dot kernels are only chosen where AVX-512 is present.
+        assert!(f.avx512 || CpuFeatures::block_dot_family() != "avx512");
     }
 
     #[test]

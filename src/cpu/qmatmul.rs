@@ -234,6 +234,15 @@ impl QMatrix {
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
+/// The name of the block-dot kernels this CPU runs: `avx512`, `avx2` or `portable`.
+pub(crate) fn family_name() -> &'static str {
+    match fused::family() {
+        fused::Family::Avx512 => "avx512",
+        fused::Family::Avx2 => "avx2",
+        fused::Family::Portable => "portable",
+    }
+}
+
 /// Fused block-dot kernels for the 32-element block types, written so that the compiler
 /// vectorizes them; compiled a second time with AVX2+FMA and chosen at run time.
 mod fused {
@@ -276,20 +285,44 @@ mod fused {
         n_in: usize,
         out: &mut [f32],
     ) {
+        match family() {
+            #[cfg(target_arch = "x86_64")]
+            Family::Avx512 => {
+                // SAFETY: the CPU supports the kernels' features; the slices are as documented.
+                unsafe { super::avx512::dot_rows(kind, w, row_bytes, x, sums, n_in, out) };
+            }
+            #[cfg(target_arch = "x86_64")]
+            Family::Avx2 => {
+                // SAFETY: the CPU supports the features the function is compiled with.
+                unsafe { dot_rows_avx2(kind, w, row_bytes, x, sums, n_in, out) };
+            }
+            _ => dot_rows_portable(kind, w, row_bytes, x, sums, n_in, out),
+        }
+    }
+
+    /// The kernels `dot_rows` can run.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Family {
+        /// AVX-512 F with F16C.
+        Avx512,
+        /// AVX2 with FMA and F16C.
+        Avx2,
+        /// Plain Rust.
+        Portable,
+    }
+
+    /// The kernels `dot_rows` runs on this CPU (the one choice, also reported by `vlm bench`).
+    pub fn family() -> Family {
         #[cfg(target_arch = "x86_64")]
         {
             if super::avx512::available() {
-                // SAFETY: the CPU supports the kernels' features; the slices are as documented.
-                unsafe { super::avx512::dot_rows(kind, w, row_bytes, x, sums, n_in, out) };
-                return;
+                return Family::Avx512;
             }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU supports the features the function is compiled with.
-                unsafe { dot_rows_avx2(kind, w, row_bytes, x, sums, n_in, out) };
-                return;
+                return Family::Avx2;
             }
         }
-        dot_rows_portable(kind, w, row_bytes, x, sums, n_in, out);
+        Family::Portable
     }
 
     #[cfg(target_arch = "x86_64")]

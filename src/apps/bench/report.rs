@@ -105,7 +105,7 @@ pub fn environment(info: &crate::ModelInfo) -> Environment {
         cpu,
         cpu_features: features.names(),
         amx: TilePermission::request().to_string(),
-        kernels: kernels(info, &features),
+        kernels: kernels(info),
         threads: crate::threads::current(),
         candle_threads: crate::threads::candle_threads(),
         model: info.source.clone(),
@@ -125,7 +125,7 @@ pub fn environment(info: &crate::ModelInfo) -> Environment {
 }
 
 /// The kernel family each stage runs on, as chosen at load for this CPU and model.
-fn kernels(info: &crate::ModelInfo, cpu: &CpuFeatures) -> String {
+fn kernels(info: &crate::ModelInfo) -> String {
     let gemm = |compute: &str| {
         if compute == "bf16-dot" {
             "avx512-bf16"
@@ -137,7 +137,7 @@ fn kernels(info: &crate::ModelInfo, cpu: &CpuFeatures) -> String {
         "vision {}, prefill {}, quantized decode block-dot {}",
         gemm(info.vision_compute),
         gemm(info.prefill_compute),
-        cpu.block_dot_family()
+        CpuFeatures::block_dot_family()
     )
 }
 

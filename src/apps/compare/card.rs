@@ -67,6 +67,38 @@ pub struct ToolCard {
     pub source: Source,
 }
 
+impl ToolCard {
+    /// The text of one field of a card, on one line; `None` when not visible.
+    pub fn field_text(&self, field: Field) -> Option<String> {
+        match field {
+            Field::Name => self.name.clone(),
+            Field::Category => self.category.clone(),
+            Field::Tagline => self.tagline.clone(),
+            Field::EntryPrice => self.entry_price.clone(),
+            Field::PricingModel => self.pricing_model.map(|p| p.as_str().to_string()),
+            Field::KeyFacts => self.key_facts.as_ref().map(|facts| {
+                facts
+                    .iter()
+                    .map(|f| format!("{}: {}", f.label, f.value))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }),
+            Field::Claims => self.claims.as_ref().map(|c| c.join("; ")),
+            Field::Ratings => self.ratings.as_ref().map(|r| r.join("; ")),
+            Field::PanelShip => self.panel_ship.clone(),
+            Field::CommunityVote => self.community_vote.clone(),
+            Field::Scorecard(angle) => {
+                let entries = self.scorecard.as_ref()?.entries(angle)?;
+                let shown: Vec<String> = entries
+                    .iter()
+                    .filter_map(|(p, v)| Some(format!("{}: {}", p.label, (*v)?)))
+                    .collect();
+                (!shown.is_empty()).then(|| shown.join("; "))
+            }
+        }
+    }
+}
+
 /// How a tool is sold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PricingModel {

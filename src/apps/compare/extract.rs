@@ -357,7 +357,7 @@ pub fn numbers(text: &str) -> Vec<String> {
 /// text, and a number no other answer read is more likely made up than read.
 pub fn ground_scorecard(card: &mut ToolCard) -> Vec<String> {
     let shown: Vec<String> = Field::facts()
-        .filter_map(|f| super::render::field_text(card, f))
+        .filter_map(|f| card.field_text(f))
         .flat_map(|t| numbers(&t))
         .collect();
     let mut problems = Vec::new();

@@ -16,36 +16,6 @@ use crate::{Error, Result};
 /// What every renderer writes for `null`.
 pub const NOT_VISIBLE: &str = "not visible";
 
-/// The text of one field of a card, on one line; `None` when not visible.
-pub fn field_text(card: &ToolCard, field: Field) -> Option<String> {
-    match field {
-        Field::Name => card.name.clone(),
-        Field::Category => card.category.clone(),
-        Field::Tagline => card.tagline.clone(),
-        Field::EntryPrice => card.entry_price.clone(),
-        Field::PricingModel => card.pricing_model.map(|p| p.as_str().to_string()),
-        Field::KeyFacts => card.key_facts.as_ref().map(|facts| {
-            facts
-                .iter()
-                .map(|f| format!("{}: {}", f.label, f.value))
-                .collect::<Vec<_>>()
-                .join("; ")
-        }),
-        Field::Claims => card.claims.as_ref().map(|c| c.join("; ")),
-        Field::Ratings => card.ratings.as_ref().map(|r| r.join("; ")),
-        Field::PanelShip => card.panel_ship.clone(),
-        Field::CommunityVote => card.community_vote.clone(),
-        Field::Scorecard(angle) => {
-            let entries = card.scorecard.as_ref()?.entries(angle)?;
-            let shown: Vec<String> = entries
-                .iter()
-                .filter_map(|(p, v)| Some(format!("{}: {}", p.label, (*v)?)))
-                .collect();
-            (!shown.is_empty()).then(|| shown.join("; "))
-        }
-    }
-}
-
 fn source_text(card: &ToolCard) -> String {
     let short: String = card.source.sha256.chars().take(12).collect();
     format!(
@@ -147,7 +117,7 @@ pub fn markdown(c: &Comparison) -> String {
         let mut row = vec![field.label().to_string()];
         for t in &c.tools {
             row.push(md_cell(
-                field_text(t, field).as_deref().unwrap_or(NOT_VISIBLE),
+                t.field_text(field).as_deref().unwrap_or(NOT_VISIBLE),
             ));
         }
         rows.push(row);
