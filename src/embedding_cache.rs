@@ -1,60 +1,109 @@
-//! Image embeddings on disk, content-addressed: (image bytes, model identity, preprocessing
-//! settings) → the vision tower's output, so a second run over the same screenshots skips the
-//! encoder. Bounded in size (oldest entries go first); a corrupt entry reads as a miss.
+//! Image and video embeddings, content-addressed: (model identity, [`MediaId`]) → the vision
+//! tower's output and the media's layout in the prompt. Kept in memory and, for a cache with a
+//! directory, on disk, so that a second request or run over the same pictures skips the
+//! encoder. Both tiers are bounded in size (least recently used entries go first); a corrupt
+//! disk entry reads as a miss and is removed.
 //!
-//! Entry layout: `VLMEMB01`, u32 LE header length, JSON header (`rows`, `cols`, `views`,
+//! Sessions consult it ([`crate::Session::set_embedding_cache`]) before running the vision
+//! tower and store what they encode; `compare` and the server give their sessions one.
+//!
+//! Disk entry layout: `VLMEMB02`, u32 LE header length, JSON header (`layout`, `views`,
 //! `seq`, `dim`), the features as f32 LE, then the SHA-256 of everything before it.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{Engine, ImageEmbedding, ProcessorOptions, Result};
+use crate::features::MediaFeatures;
+use crate::processor::{MediaId, MediaLayout};
+use crate::{Engine, Result};
 
-const MAGIC: &[u8; 8] = b"VLMEMB01";
+const MAGIC: &[u8; 8] = b"VLMEMB02";
 const EXTENSION: &str = "emb";
 
 /// Default size cap: 512 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 512 << 20;
 
-/// A directory of cached image embeddings.
+/// The memory tier of a cache with a directory holds at most this much: the disk is the
+/// large tier, memory only spares repeated reads of the same pictures.
+const MEMORY_TIER_MAX_BYTES: u64 = 128 << 20;
+
+/// Cached image and video embeddings, shared by every clone (clones are cheap and may be used
+/// from several threads).
 #[derive(Debug, Clone)]
 pub struct EmbeddingCache {
-    dir: PathBuf,
-    max_bytes: u64,
+    inner: Arc<Inner>,
 }
 
-/// The outcome of a look-up.
 #[derive(Debug)]
-pub enum Lookup {
-    /// The embedding was there and intact.
-    Hit(ImageEmbedding),
-    /// No entry.
-    Miss,
-    /// An entry was there but unreadable; it was removed.
-    Corrupt(String),
+struct Inner {
+    dir: Option<PathBuf>,
+    max_bytes: u64,
+    memory: Mutex<Memory>,
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    entries: HashMap<String, Entry>,
+    bytes: u64,
+    clock: u64,
+    stats: CacheStats,
+}
+
+#[derive(Debug)]
+struct Entry {
+    features: MediaFeatures,
+    bytes: u64,
+    used: u64,
+}
+
+/// What a cache has answered since it was made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Look-ups answered from memory or disk.
+    pub hits: u64,
+    /// Look-ups with no entry.
+    pub misses: u64,
+    /// Disk entries found unreadable (and removed).
+    pub corrupt: u64,
+    /// Why the last unreadable entry was unreadable.
+    pub last_corrupt: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Header {
-    rows: usize,
-    cols: usize,
+    layout: MediaLayout,
     views: usize,
     seq: usize,
     dim: usize,
 }
 
 impl EmbeddingCache {
-    /// A cache in `dir` (created on first store) holding at most `max_bytes`.
+    /// A cache in `dir` (created on first store) holding at most `max_bytes` on disk, with a
+    /// smaller memory tier in front of it.
     pub fn new(dir: impl Into<PathBuf>, max_bytes: u64) -> Self {
+        Self::with(Some(dir.into()), max_bytes)
+    }
+
+    /// A cache in memory only, holding at most `max_bytes` of features.
+    pub fn in_memory(max_bytes: u64) -> Self {
+        Self::with(None, max_bytes)
+    }
+
+    fn with(dir: Option<PathBuf>, max_bytes: u64) -> Self {
         EmbeddingCache {
-            dir: dir.into(),
-            max_bytes,
+            inner: Arc::new(Inner {
+                dir,
+                max_bytes,
+                memory: Mutex::new(Memory::default()),
+            }),
         }
     }
 
@@ -63,79 +112,190 @@ impl EmbeddingCache {
         crate::paths::cache_dir("embeddings")
     }
 
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The directory, for a cache on disk.
+    pub fn dir(&self) -> Option<&Path> {
+        self.inner.dir.as_deref()
     }
 
-    /// The entry name for an image (by its SHA-256) embedded by `engine` as `opts` says.
-    pub fn key(&self, engine: &Engine, image_sha256: &str, opts: &ProcessorOptions) -> String {
-        // The splitting actually applied: leaving it to the checkpoint and naming the
-        // checkpoint's choice give the same features. The alpha mode changes the pixels; the
-        // image limits only refuse images, so they are not part of the key.
-        let splitting = opts
-            .image_splitting
-            .unwrap_or_else(|| engine.processor().splits_images());
+    /// What the cache has answered so far.
+    pub fn stats(&self) -> CacheStats {
+        self.memory().stats.clone()
+    }
+
+    /// Total size of the entries on disk (in memory, for a memory-only cache), in bytes.
+    pub fn size(&self) -> u64 {
+        match &self.inner.dir {
+            Some(_) => self.entries().iter().map(|(_, len, _)| len).sum(),
+            None => self.memory().bytes,
+        }
+    }
+
+    fn memory(&self) -> MutexGuard<'_, Memory> {
+        // A panic while the lock was held cannot leave an entry half-written: entries are
+        // inserted whole. The cache stays usable.
+        self.inner
+            .memory
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn memory_cap(&self) -> u64 {
+        match &self.inner.dir {
+            Some(_) => self.inner.max_bytes.min(MEMORY_TIER_MAX_BYTES),
+            None => self.inner.max_bytes,
+        }
+    }
+
+    /// The entry name of `id` embedded by `engine`: the media id already covers the pixels
+    /// and the preprocessing, so only the weights are added.
+    fn key(engine: &Engine, id: &MediaId) -> String {
         let mut h = Sha256::new();
         h.update(concat!("vlm ", env!("CARGO_PKG_VERSION"), "\n"));
-        h.update(image_sha256.as_bytes());
         h.update(model_identity(engine).as_bytes());
-        h.update(format!("\nsplitting {splitting}\nalpha {:?}\n", opts.alpha).as_bytes());
-        h.update(format!("{:?}", engine.config().preprocessor).as_bytes());
+        h.update(id.as_bytes());
         hex(&h.finalize())
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(format!("{key}.{EXTENSION}"))
-    }
-
-    /// Reads an entry; a damaged one is deleted and reported, so the caller re-encodes.
-    pub fn load(&self, key: &str, engine: &Engine) -> Lookup {
-        let path = self.path(key);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(_) => return Lookup::Miss,
-        };
-        match decode(&bytes, engine) {
-            Ok(embedding) => {
-                // Recently used entries are the last to be evicted.
-                if let Ok(f) = fs::File::options().append(true).open(&path) {
-                    let _ = f.set_modified(SystemTime::now());
-                }
-                Lookup::Hit(embedding)
+    /// The features of `id` as `engine` computes them, from memory or disk.
+    pub(crate) fn get(&self, engine: &Engine, id: &MediaId) -> Option<MediaFeatures> {
+        let key = Self::key(engine, id);
+        {
+            let mut memory = self.memory();
+            memory.clock += 1;
+            let now = memory.clock;
+            if let Some(entry) = memory.entries.get_mut(&key) {
+                entry.used = now;
+                let found = entry.features.clone();
+                memory.stats.hits += 1;
+                return Some(found);
+            }
+        }
+        let found = self.load(&key, engine);
+        let mut memory = self.memory();
+        match found {
+            Ok(Some(features)) => {
+                memory.stats.hits += 1;
+                drop(memory);
+                self.remember(key, &features);
+                Some(features)
+            }
+            Ok(None) => {
+                memory.stats.misses += 1;
+                None
             }
             Err(why) => {
-                let _ = fs::remove_file(&path);
-                Lookup::Corrupt(why)
+                tracing::warn!("embedding cache entry {key} unusable ({why}); encoding again");
+                memory.stats.corrupt += 1;
+                memory.stats.misses += 1;
+                memory.stats.last_corrupt = Some(why);
+                None
             }
         }
     }
 
-    /// Writes an entry (atomically: a reader never sees half of it), then evicts the oldest
-    /// entries while the cache is over its cap.
-    pub fn store(&self, key: &str, embedding: &ImageEmbedding) -> Result<()> {
+    /// Keeps `features` as `id`'s embedding by `engine`. A disk that cannot be written only
+    /// costs a later run an encode, so disk errors are logged, not returned.
+    pub(crate) fn put(&self, engine: &Engine, id: &MediaId, features: &MediaFeatures) {
+        let key = Self::key(engine, id);
+        self.remember(key.clone(), features);
+        if self.inner.dir.is_some() {
+            if let Err(e) = self.store(&key, features) {
+                tracing::warn!("embedding cache: could not store {key}: {e}");
+            }
+        }
+    }
+
+    fn remember(&self, key: String, features: &MediaFeatures) {
+        let bytes = features.features.elem_count() as u64 * 4;
+        let cap = self.memory_cap();
+        if bytes > cap {
+            return;
+        }
+        let mut memory = self.memory();
+        memory.clock += 1;
+        let used = memory.clock;
+        if let Some(old) = memory.entries.insert(
+            key,
+            Entry {
+                features: features.clone(),
+                bytes,
+                used,
+            },
+        ) {
+            memory.bytes -= old.bytes;
+        }
+        memory.bytes += bytes;
+        while memory.bytes > cap {
+            let Some(oldest) = memory
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(e) = memory.entries.remove(&oldest) {
+                memory.bytes -= e.bytes;
+            }
+        }
+    }
+
+    fn path(&self, dir: &Path, key: &str) -> PathBuf {
+        dir.join(format!("{key}.{EXTENSION}"))
+    }
+
+    /// Reads a disk entry: `Ok(None)` when there is none; a damaged one is deleted and its
+    /// fault returned, so the caller re-encodes.
+    fn load(
+        &self,
+        key: &str,
+        engine: &Engine,
+    ) -> std::result::Result<Option<MediaFeatures>, String> {
+        let Some(dir) = &self.inner.dir else {
+            return Ok(None);
+        };
+        let path = self.path(dir, key);
+        let Ok(bytes) = fs::read(&path) else {
+            return Ok(None);
+        };
+        match decode(&bytes, engine) {
+            Ok(features) => {
+                // Recently used entries are the last to be evicted.
+                if let Ok(f) = fs::File::options().append(true).open(&path) {
+                    let _ = f.set_modified(SystemTime::now());
+                }
+                Ok(Some(features))
+            }
+            Err(why) => {
+                let _ = fs::remove_file(&path);
+                Err(why)
+            }
+        }
+    }
+
+    /// Writes a disk entry (atomically: a reader never sees half of it), then evicts the
+    /// oldest entries while the directory is over its cap.
+    fn store(&self, key: &str, features: &MediaFeatures) -> Result<()> {
+        let Some(dir) = &self.inner.dir else {
+            return Ok(());
+        };
         let io = |e: std::io::Error| crate::Error::Io {
-            path: self.dir.clone(),
+            path: dir.clone(),
             source: e,
         };
-        fs::create_dir_all(&self.dir).map_err(io)?;
-        let bytes = encode(embedding)?;
-        let tmp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
+        fs::create_dir_all(dir).map_err(io)?;
+        let bytes = encode(features)?;
+        let tmp = dir.join(format!(".{key}.{}.tmp", std::process::id()));
         let mut f = fs::File::create(&tmp).map_err(io)?;
         f.write_all(&bytes).map_err(io)?;
         drop(f);
-        fs::rename(&tmp, self.path(key)).map_err(io)?;
+        fs::rename(&tmp, self.path(dir, key)).map_err(io)?;
         self.evict();
         Ok(())
     }
 
-    /// Total size of the entries, in bytes.
-    pub fn size(&self) -> u64 {
-        self.entries().iter().map(|(_, len, _)| len).sum()
-    }
-
     fn entries(&self) -> Vec<(PathBuf, u64, SystemTime)> {
-        let Ok(dir) = fs::read_dir(&self.dir) else {
+        let Some(Ok(dir)) = self.inner.dir.as_ref().map(fs::read_dir) else {
             return Vec::new();
         };
         dir.filter_map(|e| e.ok())
@@ -152,7 +312,7 @@ impl EmbeddingCache {
         let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
         entries.sort_by_key(|(_, _, modified)| *modified);
         for (path, len, _) in entries {
-            if total <= self.max_bytes {
+            if total <= self.inner.max_bytes {
                 break;
             }
             if fs::remove_file(&path).is_ok() {
@@ -199,18 +359,19 @@ fn model_identity(engine: &Engine) -> String {
     id
 }
 
-fn encode(embedding: &ImageEmbedding) -> Result<Vec<u8>> {
-    let features = embedding.features().to_dtype(DType::F32)?;
+fn encode(media: &MediaFeatures) -> Result<Vec<u8>> {
+    let features = media.features.to_dtype(DType::F32)?;
     let (views, seq, dim) = features.dims3()?;
-    let (rows, cols) = embedding.grid();
     let header = serde_json::to_vec(&Header {
-        rows,
-        cols,
+        layout: media.layout.clone(),
         views,
         seq,
         dim,
     })
-    .unwrap_or_default();
+    .map_err(|e| crate::Error::InvalidOption {
+        name: "embedding",
+        reason: e.to_string(),
+    })?;
     let data: Vec<f32> = features.flatten_all()?.to_vec1()?;
     let mut out = Vec::with_capacity(8 + 4 + header.len() + data.len() * 4 + 32);
     out.extend_from_slice(MAGIC);
@@ -224,7 +385,7 @@ fn encode(embedding: &ImageEmbedding) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn decode(bytes: &[u8], engine: &Engine) -> std::result::Result<ImageEmbedding, String> {
+fn decode(bytes: &[u8], engine: &Engine) -> std::result::Result<MediaFeatures, String> {
     let body_len = bytes
         .len()
         .checked_sub(32)
@@ -267,7 +428,7 @@ fn decode(bytes: &[u8], engine: &Engine) -> std::result::Result<ImageEmbedding, 
     let features = Tensor::from_vec(values, (h.views, h.seq, h.dim), model.device())
         .and_then(|t| t.to_dtype(model.dtype()))
         .map_err(|e| e.to_string())?;
-    ImageEmbedding::new(h.rows, h.cols, features).map_err(|e| e.to_string())
+    MediaFeatures::new(h.layout, features).map_err(|e| e.to_string())
 }
 
 /// Lowercase hex of `bytes`.

@@ -48,6 +48,7 @@ pub mod embed;
 pub mod embedding_cache;
 pub mod engine;
 pub mod error;
+pub(crate) mod features;
 #[cfg(feature = "ffi")]
 pub mod ffi;
 pub mod generate;
@@ -81,6 +82,7 @@ pub use engine::{
     Dtype, Engine, EngineOptions, ModelInfo, ModelSource, Precision, PrefillCompute, VisionCompute,
 };
 pub use error::{Category, Error, Result};
+pub use features::{ImageEmbedding, VideoEmbedding};
 pub use generate::{
     CancelToken, Constraint, Event, FinishReason, GenerateOptions, Generation, LoadStage, Progress,
     Sampling, Timings, Usage,
@@ -88,7 +90,7 @@ pub use generate::{
 pub use processor::chat::{Content, Message, Role};
 pub use processor::image::{AlphaMode, ImageInput, ImageLimits};
 pub use processor::ProcessorOptions;
-pub use session::{ImageEmbedding, Session, VideoEmbedding};
+pub use session::Session;
 pub use video::VideoInput;
 
 /// For the crate's own benches and tests only: the CPU kernels they time or check directly.

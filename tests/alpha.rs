@@ -56,8 +56,8 @@ fn pixel_values(engine: &Engine, name: &str) -> Tensor {
             },
         )
         .unwrap();
-    assert_eq!(prepared.images.len(), 1, "{name}");
-    vlm::engine::pixels_tensor(&prepared.images[0].pixels, &Device::Cpu).unwrap()
+    assert_eq!(prepared.images().len(), 1, "{name}");
+    vlm::engine::pixels_tensor(&prepared.images()[0].pixels, &Device::Cpu).unwrap()
 }
 
 /// Bytes the image processor resizes: `convert("RGB")`, then its `convert_to_rgb`, which

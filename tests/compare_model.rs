@@ -197,9 +197,11 @@ fn the_cache_keeps_under_its_size_cap() {
 }
 
 #[test]
-fn the_cache_key_follows_the_splitting_actually_used() {
+fn the_media_id_follows_the_splitting_actually_used() {
+    // Cache entries are named by the media id, which covers the preprocessing settings:
+    // leaving the splitting to the checkpoint and naming the checkpoint's choice must give
+    // the same entry, the other choice another one.
     let engine = engine("tiny-smolvlm");
-    let cache = compare::EmbeddingCache::new(std::env::temp_dir(), 1);
     let default = engine.processor_options().clone();
     let split = engine.processor().splits_images();
     let named = vlm::ProcessorOptions {
@@ -210,9 +212,16 @@ fn the_cache_key_follows_the_splitting_actually_used() {
         image_splitting: Some(!split),
         ..default.clone()
     };
-    let key = |opts: &vlm::ProcessorOptions| cache.key(engine, "00", opts);
-    assert_eq!(key(&default), key(&named));
-    assert_ne!(key(&default), key(&other));
+    let shot = screenshot("inkpot.png");
+    let id =
+        |opts: &vlm::ProcessorOptions| engine.processor().load_image(&shot, opts).unwrap().id();
+    assert_eq!(id(&default), id(&named));
+    assert_ne!(id(&default), id(&other));
+    let white = vlm::ProcessorOptions {
+        alpha: vlm::AlphaMode::OverWhite,
+        ..default.clone()
+    };
+    assert_ne!(id(&default), id(&white), "alpha changes the pixels");
 }
 
 fn vlm(args: &[&str]) -> std::process::Output {

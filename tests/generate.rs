@@ -4,7 +4,8 @@
 use std::ops::ControlFlow;
 
 use vlm::{
-    CancelToken, Engine, EngineOptions, Event, FinishReason, GenerateOptions, Message, ModelSource,
+    CancelToken, Engine, EngineOptions, Event, FinishReason, GenerateOptions, ImageInput, Message,
+    ModelSource,
 };
 
 use crate::common::{case, cases, engine, model_dir, Case};
@@ -157,6 +158,70 @@ fn a_second_turn_reuses_the_cache_and_equals_a_fresh_conversation() {
     let b2 = fresh.send(second, &opts).unwrap();
     assert_eq!(b2.usage.prefill_tokens, b2.usage.prompt_tokens);
     assert_eq!(a2.token_ids, b2.token_ids);
+}
+
+#[test]
+fn the_cache_matches_images_by_content_not_by_token_ids() {
+    // Two pictures of one size expand to the same token ids; only their media ids tell the
+    // cached keys and values of one from the other.
+    let case = case("landscape");
+    let engine = engine(case.model());
+    let (w, h) = (96, 64);
+    let a = ImageInput::rgb8(w, h, (0..w * h * 3).map(|i| (i % 251) as u8).collect()).unwrap();
+    let b = ImageInput::rgb8(w, h, (0..w * h * 3).map(|i| (i % 13 * 19) as u8).collect()).unwrap();
+    let opts = greedy(4);
+    let ask = |img: &ImageInput| Message::user([img.clone()], "What is in the picture?");
+
+    let mut session = engine.session();
+    session.prefill(&Message::user([a.clone()], "")).unwrap();
+    let same = session.fork().unwrap().send(ask(&a), &opts).unwrap();
+    assert!(
+        same.usage.prefill_tokens < same.usage.image_tokens,
+        "the prefilled picture is reused: ran {} of {} tokens",
+        same.usage.prefill_tokens,
+        same.usage.prompt_tokens
+    );
+    let other = session.send(ask(&b), &opts).unwrap();
+    assert!(
+        other.usage.prefill_tokens >= other.usage.image_tokens,
+        "another picture of the same size must run again: ran {} of {} tokens",
+        other.usage.prefill_tokens,
+        other.usage.prompt_tokens
+    );
+    let fresh = engine.session().send(ask(&b), &opts).unwrap();
+    assert_eq!(other.token_ids, fresh.token_ids);
+}
+
+#[test]
+fn a_file_changed_on_disk_is_read_again() {
+    let case = case("landscape");
+    let engine = engine(case.model());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shot.png");
+    let write = |shade: u8, w: u32| {
+        image::RgbImage::from_pixel(w, 48, image::Rgb([shade, 90, 200]))
+            .save(&path)
+            .unwrap()
+    };
+    write(10, 64);
+    let shot = ImageInput::Path(path.clone());
+    let mut session = engine.session();
+    let opts = greedy(2);
+    session
+        .send(Message::user([shot.clone()], "Hi"), &opts)
+        .unwrap();
+    let again = session.send(Message::user([], "More?"), &opts).unwrap();
+    assert!(again.usage.prefill_tokens < again.usage.image_tokens);
+    // A different picture under the same name, of another size and modification time.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write(240, 72);
+    let changed = session.send(Message::user([], "And now?"), &opts).unwrap();
+    assert!(
+        changed.usage.prefill_tokens >= changed.usage.image_tokens,
+        "ran {} of {} tokens",
+        changed.usage.prefill_tokens,
+        changed.usage.prompt_tokens
+    );
 }
 
 #[test]

@@ -46,7 +46,7 @@ fn prompts_and_input_ids_match_transformers() {
             case.name()
         );
         let grids: Vec<[usize; 2]> = prepared
-            .images
+            .images()
             .iter()
             .map(|i| [i.grid.rows, i.grid.cols])
             .collect();
@@ -79,7 +79,7 @@ fn pixel_values_match_transformers() {
             )
             .unwrap();
         let views: Vec<Tensor> = prepared
-            .images
+            .images()
             .iter()
             .map(|img| vlm::engine::pixels_tensor(&img.pixels, &Device::Cpu).unwrap())
             .collect();

@@ -152,7 +152,7 @@ fn a_frame_directory_matches_transformers() {
     .unwrap();
     let reference = &reference["pixel_values"];
     let views: Vec<candle_core::Tensor> = prepared
-        .images
+        .images()
         .iter()
         .map(|img| vlm::engine::pixels_tensor(&img.pixels, &candle_core::Device::Cpu).unwrap())
         .collect();

@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::generate::constraint::ConstraintCompiler;
 use crate::model::SmolVlm;
 use crate::processor::{Processor, ProcessorOptions};
-use crate::session::Session;
 
 pub use load::load_processor;
 pub use options::{Dtype, EngineOptions, ModelSource, Precision, PrefillCompute, VisionCompute};
@@ -73,7 +72,7 @@ pub(crate) struct EngineInner {
 }
 
 /// A loaded model. Cheap to clone; `Send + Sync`: load it once and share it between threads,
-/// each conversation in its own [`Session`].
+/// each conversation in its own [`Session`](crate::Session).
 ///
 /// ```
 /// use vlm::{synthetic::Preset, Engine, GenerateOptions, Message, ModelSource};
@@ -135,23 +134,6 @@ impl Engine {
     pub fn eos_token_ids(&self) -> &[u32] {
         &self.inner.eos_ids
     }
-
-    /// A new conversation, with the engine's processor settings
-    /// ([`Session::set_processor_options`] replaces them).
-    ///
-    /// ```
-    /// # use vlm::{synthetic::Preset, Engine, Message, ModelSource};
-    /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
-    /// let mut session = engine.session();
-    /// let opts = vlm::GenerateOptions { max_new_tokens: 8, ..Default::default() };
-    /// session.send(Message::user([], "Hello"), &opts)?;
-    /// assert_eq!(session.history().len(), 2); // the message and the answer
-    /// # Ok::<(), vlm::Error>(())
-    /// ```
-    pub fn session(&self) -> Session {
-        Session::new(self.clone())
-    }
-
     /// The constraint compiler for this model's vocabulary (built once, on first use).
     pub fn constraint_compiler(&self) -> Result<Arc<ConstraintCompiler>> {
         let built = self.inner.constraints.get_or_init(|| {

@@ -5,12 +5,13 @@ use candle_core::{Device, Tensor};
 
 use super::Engine;
 use crate::error::Result;
+use crate::features::{ImageEmbedding, VideoEmbedding};
 use crate::processor::chat::Message;
+use crate::processor::chunk;
 use crate::processor::image::ImageInput;
 use crate::processor::media::video::VideoInput;
 use crate::processor::pixels::PreparedPixels;
 use crate::processor::{PreparedInput, PreparedVideo, ProcessorOptions};
-use crate::session::{ImageEmbedding, VideoEmbedding};
 
 impl Engine {
     /// Preprocesses a conversation (with the generation prompt) as `opts` says, without
@@ -22,14 +23,13 @@ impl Engine {
     /// Runs the vision tower and connector on all views of `input`'s images:
     /// `[views, image_seq_len, D_t]`, or `None` without images.
     pub fn encode_images(&self, input: &PreparedInput) -> Result<Option<Tensor>> {
-        if input.images.is_empty() {
+        let views = chunk::media(&input.chunks)
+            .filter_map(|m| m.pixels.as_ref())
+            .map(|p| pixels_tensor(p, self.inner.model.device()))
+            .collect::<Result<Vec<_>>>()?;
+        if views.is_empty() {
             return Ok(None);
         }
-        let views = input
-            .images
-            .iter()
-            .map(|img| pixels_tensor(&img.pixels, self.inner.model.device()))
-            .collect::<Result<Vec<_>>>()?;
         let pixels = Tensor::cat(&views, 0)?;
         Ok(Some(self.inner.model.encode_images(&pixels, None)?))
     }

@@ -1,11 +1,14 @@
-//! Messages with images → [`PreparedInput`]: token ids plus normalised pixel views.
+//! Messages with images and videos → [`PreparedInput`]: the prompt as [`Chunk`]s of text
+//! tokens and media spans (each named by a content hash, with its normalised views).
 //!
 //! Four kinds of knowledge stay apart here, in data-flow order: decoding (`image`), geometry and
 //! resampling (`resize`, `tiles`), pixel normalisation (`pixels`), and text (`chat`, `prompt`,
 //! `tokenizer`). No model code runs in this module.
 
 pub mod chat;
+pub mod chunk;
 pub mod gguf_tokenizer;
+mod loaded;
 pub mod media;
 mod options;
 // `processor::image` is where images have always been named from; the code lives in `media`.
@@ -18,19 +21,21 @@ pub mod tokenizer;
 pub mod video;
 pub mod video_pixels;
 
+pub use chunk::{Chunk, MediaChunk, MediaId};
+pub use loaded::LoadedMedia;
 pub use options::ProcessorOptions;
 
 use crate::config::CheckpointConfig;
 use crate::error::Result;
 use chat::{ChatTemplate, Message};
 use image::{load_image, AlphaMode, ImageInput};
-use pixels::{prepare_pixels, PixelOptions, PreparedPixels};
+use pixels::{PixelOptions, PreparedPixels};
 use prompt::{Grid, ImageTokens};
 use tiles::TilePlan;
 use tokenizer::{SpecialTokens, TextTokenizer};
 use video::{FrameSampling, VideoLayout, VIDEO_CHAT_TEMPLATE};
 
-use media::video::{load_video_with, VideoInput};
+use media::video::VideoInput;
 
 /// One image after preprocessing: its tile grid and its views `[views, 3, M, M]`.
 #[derive(Debug, Clone)]
@@ -48,13 +53,37 @@ pub struct PreparedInput {
     pub prompt: String,
     /// The prompt after image-marker expansion.
     pub text: String,
-    /// Token ids of `text`.
+    /// Token ids of `text`: the tokens of `chunks`, in order.
     pub input_ids: Vec<u32>,
-    /// Every image of the conversation, in order; a video contributes one single-view image
-    /// per sampled frame, at its place among the images.
-    pub images: Vec<PreparedImage>,
+    /// The prompt as text runs and media spans; every media chunk carries its views.
+    pub chunks: Vec<Chunk>,
     /// How many of `input_ids` are image-feature slots.
     pub n_image_tokens: usize,
+}
+
+impl PreparedInput {
+    /// Every image of the conversation, in order; a video contributes one single-view image
+    /// per sampled frame, at its place among the images.
+    pub fn images(&self) -> Vec<PreparedImage> {
+        let mut out = Vec::new();
+        for m in chunk::media(&self.chunks) {
+            let Some(pixels) = &m.pixels else { continue };
+            match &m.layout {
+                MediaLayout::Image(grid) => out.push(PreparedImage {
+                    grid: *grid,
+                    pixels: pixels.clone(),
+                }),
+                MediaLayout::Video(layout) => out.extend(
+                    PreparedVideo {
+                        layout: layout.clone(),
+                        pixels: pixels.clone(),
+                    }
+                    .frames(),
+                ),
+            }
+        }
+        out
+    }
 }
 
 /// One video after sampling and preprocessing: one single view per sampled frame, and what
@@ -68,7 +97,7 @@ pub struct PreparedVideo {
 }
 
 /// How one image or video appears in the prompt, in conversation order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum MediaLayout {
     /// An image with its tile grid.
     Image(Grid),
@@ -169,7 +198,7 @@ impl Processor {
         TilePlan::new(loaded.width(), loaded.height(), &pixel)
     }
 
-    fn pixel_options(
+    pub(crate) fn pixel_options(
         &self,
         opts: &ProcessorOptions,
         splitting: Option<bool>,
@@ -195,9 +224,8 @@ impl Processor {
         input: &ImageInput,
         opts: &ProcessorOptions,
     ) -> Result<PreparedImage> {
-        let pixel = self.pixel_options(opts, opts.image_splitting)?;
-        let loaded = load_image(input, &opts.image_limits)?;
-        let pixels = prepare_pixels(&loaded, &pixel)?;
+        let loaded = self.load_image(input, opts)?;
+        let pixels = loaded.pixels()?;
         Ok(PreparedImage {
             grid: Grid {
                 rows: pixels.rows,
@@ -274,30 +302,54 @@ impl Processor {
         input: &VideoInput,
         opts: &ProcessorOptions,
     ) -> Result<PreparedVideo> {
-        let pixel = self.pixel_options(opts, Some(false))?;
-        let sampling = input.sampling(self.video_sampling)?;
-        // Each kept frame is resized as soon as it is decoded: only tile-sized frames are held.
-        let video = load_video_with(input, &sampling, &opts.image_limits, &|frame| {
-            video_pixels::resize_frame(frame, &pixel)
-        })?;
-        let tile = pixel.tile_size as usize;
-        let mut data = Vec::with_capacity(video.frames.len() * 3 * tile * tile);
-        for frame in &video.frames {
-            video_pixels::normalize_frame(frame, &pixel, &mut data)?;
+        let loaded = self.load_video(input, opts)?;
+        let pixels = loaded.pixels()?;
+        match loaded.layout() {
+            MediaLayout::Video(layout) => Ok(PreparedVideo {
+                layout: layout.clone(),
+                pixels,
+            }),
+            MediaLayout::Image(_) => Err(crate::Error::InvalidOption {
+                name: "video",
+                reason: format!("{} was read as a still image", input.origin()),
+            }),
         }
-        Ok(PreparedVideo {
-            layout: VideoLayout {
-                timestamps: video.timestamps(),
-                duration: Some(video.metadata.duration),
-            },
-            pixels: PreparedPixels {
-                rows: 0,
-                cols: 0,
-                tile_size: tile,
-                n_views: video.frames.len(),
-                data,
-            },
-        })
+    }
+
+    /// Renders `messages`, expands the markers for `media` (each image or video in
+    /// conversation order: its id, layout and, when the vision tower is to run on it, its
+    /// views), tokenizes, and cuts the ids into chunks. Returns `(prompt, expanded text,
+    /// chunks)`.
+    pub fn chunk_conversation(
+        &self,
+        messages: &[Message],
+        media: Vec<(MediaId, MediaLayout, Option<PreparedPixels>)>,
+        add_generation_prompt: bool,
+    ) -> Result<(String, String, Vec<Chunk>)> {
+        let layouts: Vec<MediaLayout> = media.iter().map(|(_, l, _)| l.clone()).collect();
+        let (prompt, text, ids) = self.tokenize_media(messages, &layouts, add_generation_prompt)?;
+        if media.is_empty() {
+            return Ok((prompt, text, vec![Chunk::Text(ids)]));
+        }
+        let (Some(image), Some(fake)) = (self.special.image, self.special.fake_image) else {
+            return Err(crate::Error::Tokenizer(format!(
+                "the vocabulary lacks `{}` or `{}`, which mark images",
+                self.special.names.image, self.special.names.fake_image
+            )));
+        };
+        let seq = self.image_seq_len;
+        let media = media
+            .into_iter()
+            .map(|(id, layout, pixels)| {
+                let views = match &layout {
+                    MediaLayout::Image(grid) => grid.views(),
+                    MediaLayout::Video(v) => v.timestamps.len(),
+                };
+                (id, layout, views * seq, pixels)
+            })
+            .collect();
+        let chunks = chunk::split(&ids, media, image, fake)?;
+        Ok((prompt, text, chunks))
     }
 
     /// Prepares a whole conversation: every image and video, then the token ids.
@@ -307,25 +359,18 @@ impl Processor {
         opts: &ProcessorOptions,
         add_generation_prompt: bool,
     ) -> Result<PreparedInput> {
-        let mut images = Vec::new();
-        let mut layouts = Vec::new();
+        let mut media = Vec::new();
         for part in messages.iter().flat_map(|m| m.content.iter()) {
-            match part {
-                chat::Content::Text(_) => {}
-                chat::Content::Image(img) => {
-                    let prepared = self.prepare_image(img, opts)?;
-                    layouts.push(MediaLayout::Image(prepared.grid));
-                    images.push(prepared);
-                }
-                chat::Content::Video(v) => {
-                    let prepared = self.prepare_video(v, opts)?;
-                    images.extend(prepared.frames());
-                    layouts.push(MediaLayout::Video(prepared.layout));
-                }
-            }
+            let loaded = match part {
+                chat::Content::Text(_) => continue,
+                chat::Content::Image(img) => self.load_image(img, opts)?,
+                chat::Content::Video(v) => self.load_video(v, opts)?,
+            };
+            media.push((loaded.id(), loaded.layout().clone(), Some(loaded.pixels()?)));
         }
-        let (prompt, text, input_ids) =
-            self.tokenize_media(messages, &layouts, add_generation_prompt)?;
+        let (prompt, text, chunks) =
+            self.chunk_conversation(messages, media, add_generation_prompt)?;
+        let input_ids = chunk::flatten(&chunks);
         let n_image_tokens = match self.special.image {
             Some(image) if self.pixel_options.is_some() => {
                 input_ids.iter().filter(|id| **id == image).count()
@@ -336,7 +381,7 @@ impl Processor {
             prompt,
             text,
             input_ids,
-            images,
+            chunks,
             n_image_tokens,
         })
     }

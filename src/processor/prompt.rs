@@ -16,7 +16,7 @@ pub struct ImageTokens<'a> {
 }
 
 /// Tile grid of one image: `rows × cols` tiles plus a global view, or `0 × 0` for a single view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grid {
     /// Tile rows (0 when the image is not split).
     pub rows: usize,

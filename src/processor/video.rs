@@ -251,7 +251,7 @@ pub fn duration_text(seconds: u64) -> String {
 }
 
 /// How one video appears in the prompt: its sampled frames' timestamps and its duration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VideoLayout {
     /// Seconds from the start of the clip to each sampled frame.
     pub timestamps: Vec<f64>,

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::errors::ApiError;
 use super::images::ImagePolicy;
 use super::openai::{ChatRequest, ResponseFormat, Stop};
-use crate::embedding_cache::{sha256_hex, EmbeddingCache, Lookup};
+use crate::embedding_cache::EmbeddingCache;
 use crate::{
     CancelToken, Constraint, Content, Engine, Event, GenerateOptions, Generation, ImageInput,
     Message, Role, Sampling,
@@ -268,25 +268,7 @@ pub fn generate(
     on_event: &mut dyn FnMut(Event<'_>) -> ControlFlow<()>,
 ) -> crate::Result<Generation> {
     let mut session = engine.session();
-    let processor = engine.processor_options();
-    if let Some(cache) = cache {
-        for image in messages.iter().flat_map(|m| m.images()) {
-            let ImageInput::Encoded(bytes) = image else {
-                continue;
-            };
-            let key = cache.key(engine, &sha256_hex(bytes), processor);
-            let embedding = match cache.load(&key, engine) {
-                Lookup::Hit(e) => e,
-                Lookup::Miss | Lookup::Corrupt(_) => {
-                    let e = engine.embed_image(image, processor)?;
-                    // A cache that cannot be written only costs a later request an encode.
-                    let _ = cache.store(&key, &e);
-                    e
-                }
-            };
-            session.provide_image(image.clone(), embedding);
-        }
-    }
+    session.set_embedding_cache(cache.cloned());
     let last = messages.pop().ok_or_else(|| crate::Error::InvalidOption {
         name: "messages",
         reason: "at least one message is required".into(),

@@ -2,14 +2,14 @@
 //! (JSON schema, regex or choice) so every answer parses. The questions go through an
 //! [`Extractor`]: the model ([`ModelExtractor`]) or any stand-in that answers them.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::card::{Field, KeyFact, PricingModel, ToolCard, LIMITS};
 use super::scorecard::{Angle, POINT_MAX_CHARS};
 use super::{CompareOptions, Shot};
-use crate::embedding_cache::{EmbeddingCache, Lookup};
+use crate::embedding_cache::EmbeddingCache;
 use crate::{
     Constraint, Engine, GenerateOptions, ImageInput, Message, ProcessorOptions, Result, Session,
 };
@@ -129,10 +129,10 @@ pub struct Opened {
     pub from_cache: bool,
     /// Views (tiles plus the global view) of the image.
     pub views: usize,
-    /// Image preprocessing, vision tower and connector (zero on a cache hit).
+    /// Vision tower and connector (zero when the features came from the cache).
     pub encode: Duration,
-    /// Embedding-cache look-up and store.
-    pub cache_io: Duration,
+    /// Decoding and hashing the image, the cache look-up, resizing and tokenizing.
+    pub preprocess: Duration,
     /// Why a cache entry for this image was unusable (it was removed and the image
     /// re-encoded).
     pub cache_corrupt: Option<String>,
@@ -186,39 +186,26 @@ impl<'e> ModelExtractor<'e> {
 impl Extractor for ModelExtractor<'_> {
     fn open(&mut self, shot: &Shot) -> Result<Opened> {
         self.base = None;
-        let t = Instant::now();
-        let mut opened = Opened::default();
         let mut session = self.engine.session();
         session.set_processor_options(self.processor.clone());
-        let key = self
-            .cache
-            .as_ref()
-            .map(|c| c.key(self.engine, &shot.source.sha256, &self.processor));
-        if let (Some(cache), Some(key)) = (&self.cache, &key) {
-            match cache.load(key, self.engine) {
-                Lookup::Hit(embedding) => {
-                    opened.from_cache = true;
-                    opened.views = embedding.views();
-                    session.provide_image(shot.input.clone(), embedding);
-                }
-                Lookup::Corrupt(why) => opened.cache_corrupt = Some(why),
-                Lookup::Miss => {}
+        session.set_embedding_cache(self.cache.clone());
+        let before = self.cache.as_ref().map(EmbeddingCache::stats);
+        let (usage, timings) = session.prefill(&Message::user([shot.input.clone()], ""))?;
+        let after = self.cache.as_ref().map(EmbeddingCache::stats);
+        let seq = self.engine.info().image_seq_len.max(1);
+        let mut opened = Opened {
+            views: usage.image_tokens / seq,
+            encode: timings.vision,
+            preprocess: timings.preprocess,
+            prefill: timings.prefill,
+            ..Opened::default()
+        };
+        if let (Some(before), Some(after)) = (before, after) {
+            opened.from_cache = after.hits > before.hits;
+            if after.corrupt > before.corrupt {
+                opened.cache_corrupt = after.last_corrupt;
             }
         }
-        if !opened.from_cache {
-            let t_enc = Instant::now();
-            let embedding = self.engine.embed_image(&shot.input, &self.processor)?;
-            opened.encode = t_enc.elapsed();
-            opened.views = embedding.views();
-            if let (Some(cache), Some(key)) = (&self.cache, &key) {
-                // A cache that cannot be written only costs the next run an encode.
-                let _ = cache.store(key, &embedding);
-            }
-            session.provide_image(shot.input.clone(), embedding);
-        }
-        opened.cache_io = t.elapsed().saturating_sub(opened.encode);
-        let (_, timings) = session.prefill(&Message::user([shot.input.clone()], ""))?;
-        opened.prefill = timings.prefill;
         self.base = Some((session, shot.input.clone()));
         Ok(opened)
     }

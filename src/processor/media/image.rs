@@ -206,6 +206,11 @@ impl LoadedImage {
         &self.pixels
     }
 
+    /// The one transparent colour of a keyed PNG or GIF, if it has one.
+    pub fn colour_key(&self) -> Option<[u8; 3]> {
+        self.colour_key
+    }
+
     /// The image as RGB, its alpha removed as `alpha` says.
     ///
     /// Ref: Pillow `Image.convert("RGB")` ([`AlphaMode::Drop`]); transformers

@@ -1,126 +1,53 @@
-//! [`Session`]: one conversation — its messages, image features and KV cache — on a shared
-//! [`Engine`]. Each turn runs only the tokens the cache does not already hold, and an image is
-//! encoded once however many turns (or forks of the conversation) refer to it.
+//! [`Session`]: one conversation — its messages, the features of its images and videos, and
+//! the KV cache of what the model has read — on a shared [`Engine`]. Each turn the processor
+//! turns the conversation into [`Chunk`]s; the session runs only the positions its cache does
+//! not already hold (matched chunk by chunk: text by token, images and videos by content id),
+//! and an image is encoded once however many turns (or forks of the conversation) refer to it.
+//!
+//! `turn.rs` prepares a turn (media → ids → features → chunks); this file is the public API
+//! and the runs of the model.
 
+mod turn;
+
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::time::Instant;
 
 use candle_core::Tensor;
 
+use crate::embedding_cache::EmbeddingCache;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::features::MediaFeatures;
+pub use crate::features::{ImageEmbedding, VideoEmbedding};
 use crate::generate::{
     decode_loop, CancelToken, Event, GenerateOptions, Generation, LoopInput, Progress, Timings,
     Usage,
 };
 use crate::model::KvCache;
-use crate::processor::chat::{Content, Message};
+use crate::processor::chat::Message;
+use crate::processor::chunk::{self, Chunk, MediaId};
 use crate::processor::image::ImageInput;
 use crate::processor::media::video::VideoInput;
-use crate::processor::prompt::Grid;
-use crate::processor::video::VideoLayout;
-use crate::processor::{MediaLayout, PreparedImage, PreparedVideo, ProcessorOptions};
+use crate::processor::ProcessorOptions;
+use turn::{Media, Seen};
 
-/// One image after the vision tower and connector: its tile grid and its image tokens
-/// `[views, image_seq_len, D_t]` (tiles row by row, then the global view).
-#[derive(Debug, Clone)]
-pub struct ImageEmbedding {
-    grid: Grid,
-    features: Tensor,
-}
-
-impl ImageEmbedding {
-    /// Wraps features computed for an image split into `rows × cols` tiles (0 × 0 when not
-    /// split); checks that the number of views agrees with the grid.
-    pub fn new(rows: usize, cols: usize, features: Tensor) -> Result<Self> {
-        let (views, _, _) = features.dims3()?;
-        let expected = if rows * cols == 0 { 1 } else { rows * cols + 1 };
-        if views != expected {
-            return Err(Error::InvalidOption {
-                name: "image embedding",
-                reason: format!("{views} views for a {rows}×{cols} grid; expected {expected}"),
-            });
-        }
-        Ok(ImageEmbedding {
-            grid: Grid { rows, cols },
-            features,
-        })
+impl Engine {
+    /// A new conversation, with the engine's processor settings
+    /// ([`Session::set_processor_options`] replaces them).
+    ///
+    /// ```
+    /// # use vlm::{synthetic::Preset, Engine, Message, ModelSource};
+    /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+    /// let mut session = engine.session();
+    /// let opts = vlm::GenerateOptions { max_new_tokens: 8, ..Default::default() };
+    /// session.send(Message::user([], "Hello"), &opts)?;
+    /// assert_eq!(session.history().len(), 2); // the message and the answer
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
+    pub fn session(&self) -> Session {
+        Session::new(self.clone())
     }
-
-    /// `(rows, cols)` of the tile grid; `(0, 0)` when the image was not split.
-    pub fn grid(&self) -> (usize, usize) {
-        (self.grid.rows, self.grid.cols)
-    }
-
-    /// The image tokens, `[views, image_seq_len, D_t]`.
-    pub fn features(&self) -> &Tensor {
-        &self.features
-    }
-
-    /// Views (tiles plus the global view).
-    pub fn views(&self) -> usize {
-        self.features.dims().first().copied().unwrap_or(0)
-    }
-}
-
-/// One video after the vision tower and connector: its sampled frames' timestamps and one
-/// view of image tokens per frame, `[frames, image_seq_len, D_t]`.
-#[derive(Debug, Clone)]
-pub struct VideoEmbedding {
-    layout: VideoLayout,
-    features: Tensor,
-}
-
-impl VideoEmbedding {
-    /// Wraps features computed for the frames at `timestamps` (seconds) of a clip lasting
-    /// `duration` seconds; checks that there is one view per frame.
-    pub fn new(timestamps: Vec<f64>, duration: Option<f64>, features: Tensor) -> Result<Self> {
-        let (views, _, _) = features.dims3()?;
-        if views != timestamps.len() || views == 0 {
-            return Err(Error::InvalidOption {
-                name: "video embedding",
-                reason: format!("{views} views for {} frames", timestamps.len()),
-            });
-        }
-        Ok(VideoEmbedding {
-            layout: VideoLayout {
-                timestamps,
-                duration,
-            },
-            features,
-        })
-    }
-
-    /// Seconds from the start of the clip to each sampled frame.
-    pub fn timestamps(&self) -> &[f64] {
-        &self.layout.timestamps
-    }
-
-    /// The clip's length in seconds, when known.
-    pub fn duration(&self) -> Option<f64> {
-        self.layout.duration
-    }
-
-    /// The image tokens, `[frames, image_seq_len, D_t]`.
-    pub fn features(&self) -> &Tensor {
-        &self.features
-    }
-}
-
-/// An image or a video of a conversation.
-#[derive(Debug, Clone, PartialEq)]
-enum Media {
-    Image(ImageInput),
-    Video(VideoInput),
-}
-
-/// An image or video the session has features for.
-#[derive(Debug, Clone)]
-struct KnownImage {
-    input: Media,
-    layout: MediaLayout,
-    /// `[views, image_seq_len, D_t]`.
-    features: Tensor,
 }
 
 /// A conversation with a model: its messages, the features of its images and the KV cache of
@@ -144,38 +71,33 @@ struct KnownImage {
 pub struct Session {
     engine: Engine,
     history: Vec<Message>,
-    /// The images of `history`, in order.
-    images: Vec<KnownImage>,
-    /// Images encoded or supplied ahead of the message that will contain them.
-    pending: Vec<KnownImage>,
     cache: KvCache,
-    /// The token ids whose keys and values `cache` holds, in order.
-    cached_ids: Vec<u32>,
-    /// How images and videos not yet encoded are preprocessed.
+    /// What `cache` holds, position for position (pixels dropped).
+    cached: Vec<Chunk>,
+    /// Image tokens by media id: this conversation's images and videos, and those supplied.
+    features: HashMap<MediaId, MediaFeatures>,
+    /// Inputs read in this conversation and the ids they were found to have, so that the
+    /// pictures of earlier turns are not decoded again at every turn.
+    seen: Vec<Seen>,
+    /// How images and videos not yet read are preprocessed.
     processor: ProcessorOptions,
-}
-
-/// What preparing a conversation for the model produced.
-struct Prepared {
-    ids: Vec<u32>,
-    images: Vec<KnownImage>,
-    /// Images encoded (not reused) for this turn.
-    encoded: Vec<KnownImage>,
-    image_tokens: usize,
+    /// Features shared with other sessions and runs, consulted before the vision tower.
+    shared: Option<EmbeddingCache>,
 }
 
 impl Session {
-    pub(crate) fn new(engine: Engine) -> Self {
+    fn new(engine: Engine) -> Self {
         let cache = engine.model().new_cache();
         let processor = engine.processor_options().clone();
         Session {
             engine,
             processor,
             history: Vec::new(),
-            images: Vec::new(),
-            pending: Vec::new(),
             cache,
-            cached_ids: Vec::new(),
+            cached: Vec::new(),
+            features: HashMap::new(),
+            seen: Vec::new(),
+            shared: None,
         }
     }
 
@@ -188,7 +110,7 @@ impl Session {
     }
 
     /// Replaces how this session preprocesses images and videos from now on. Images the
-    /// session has already encoded, or was given ([`Session::provide_image`]), keep their
+    /// session has already read, or was given ([`Session::provide_image`]), keep their
     /// features; forks inherit the options.
     ///
     /// ```
@@ -209,6 +131,28 @@ impl Session {
     /// ```
     pub fn set_processor_options(&mut self, opts: ProcessorOptions) {
         self.processor = opts;
+    }
+
+    /// Looks images and videos up in `cache` before running the vision tower on them, and
+    /// stores there what this session encodes; forks share it. Several sessions (or runs, for
+    /// a cache on disk) given one cache encode each picture once.
+    ///
+    /// ```
+    /// # use vlm::{synthetic::Preset, EmbeddingCache, Engine, GenerateOptions, ImageInput, Message, ModelSource};
+    /// let engine = Engine::load(ModelSource::synthetic(Preset::Tiny), Default::default())?;
+    /// let cache = EmbeddingCache::in_memory(64 << 20);
+    /// let shot = ImageInput::rgb8(64, 64, vec![7; 64 * 64 * 3])?;
+    /// let opts = GenerateOptions { max_new_tokens: 4, ..Default::default() };
+    /// for _ in 0..2 {
+    ///     let mut session = engine.session();
+    ///     session.set_embedding_cache(Some(cache.clone()));
+    ///     session.send(Message::user([shot.clone()], "What is this?"), &opts)?;
+    /// }
+    /// assert_eq!((cache.stats().misses, cache.stats().hits), (1, 1));
+    /// # Ok::<(), vlm::Error>(())
+    /// ```
+    pub fn set_embedding_cache(&mut self, cache: Option<EmbeddingCache>) {
+        self.shared = cache;
     }
 
     /// The messages so far (the model's answers included).
@@ -264,15 +208,16 @@ impl Session {
     /// ```
     pub fn reset(&mut self) {
         self.history.clear();
-        self.images.clear();
-        self.pending.clear();
+        self.features.clear();
+        self.seen.clear();
         self.cache.clear();
-        self.cached_ids.clear();
+        self.cached.clear();
     }
 
-    /// Supplies the features of `image` (for example from a cache of embeddings), so that the
-    /// next message containing an equal [`ImageInput`] does not run the vision tower. The
-    /// embedding is used as given, whatever the session's [`Session::processor_options`].
+    /// Supplies the features of `image` (for example from a store of embeddings of its own),
+    /// so that the messages containing an equal [`ImageInput`] neither decode it nor run the
+    /// vision tower. The embedding is used as given, whatever the session's
+    /// [`Session::processor_options`].
     ///
     /// ```
     /// # use vlm::{synthetic::Preset, Engine, ImageInput, Message, ModelSource};
@@ -298,22 +243,14 @@ impl Session {
     /// # Ok::<(), vlm::Error>(())
     /// ```
     pub fn provide_image(&mut self, image: ImageInput, embedding: ImageEmbedding) {
-        self.pending.push(KnownImage {
-            input: Media::Image(image),
-            layout: MediaLayout::Image(embedding.grid),
-            features: embedding.features,
-        });
+        self.supply(Media::Image(image), embedding.into());
     }
 
     /// Supplies the features of `video`'s sampled frames (for example from
     /// [`Engine::embed_video`] or a cache), so that the next message containing an equal
     /// [`VideoInput`] neither decodes it nor runs the vision tower.
     pub fn provide_video(&mut self, video: VideoInput, embedding: VideoEmbedding) {
-        self.pending.push(KnownImage {
-            input: Media::Video(video),
-            layout: MediaLayout::Video(embedding.layout),
-            features: embedding.features,
-        });
+        self.supply(Media::Video(video), embedding.into());
     }
 
     /// An independent copy of this conversation — messages, image features and KV cache —
@@ -337,11 +274,12 @@ impl Session {
         Ok(Session {
             engine: self.engine.clone(),
             history: self.history.clone(),
-            images: self.images.clone(),
-            pending: self.pending.clone(),
             cache: self.cache.fork()?,
-            cached_ids: self.cached_ids.clone(),
+            cached: self.cached.clone(),
+            features: self.features.clone(),
+            seen: self.seen.clone(),
             processor: self.processor.clone(),
+            shared: self.shared.clone(),
         })
     }
 
@@ -368,14 +306,12 @@ impl Session {
         messages.push(message.clone());
         let mut timings = Timings::default();
         let mut ignore = |_: Event<'_>| ControlFlow::Continue(());
-        let prepared = self.prepare(&messages, false, &mut timings, &mut ignore)?;
+        let prepared = self.prepare_turn(&messages, false, &mut timings, &mut ignore)?;
         let t = Instant::now();
-        let features = concat_features(&prepared.images)?;
-        let run = self.run_prompt(&prepared.ids, features.as_ref(), true)?;
+        let run = self.run_prompt(&prepared.chunks, true)?;
         timings.prefill = t.elapsed();
-        self.pending.extend(prepared.encoded);
         let usage = Usage {
-            prompt_tokens: prepared.ids.len(),
+            prompt_tokens: prepared.tokens,
             image_tokens: prepared.image_tokens,
             prefill_tokens: run.ran,
             completion_tokens: 0,
@@ -449,16 +385,15 @@ impl Session {
         let mut timings = Timings::default();
         let mut messages = self.history.clone();
         messages.push(message);
-        let prepared = self.prepare(&messages, true, &mut timings, on_event)?;
-        let ids = prepared.ids.clone();
+        let prepared = self.prepare_turn(&messages, true, &mut timings, on_event)?;
+        let ids = chunk::flatten(&prepared.chunks);
 
         // ---- prefill what the cache does not hold ----
         let t = Instant::now();
-        let features = concat_features(&prepared.images)?;
         let _ = on_event(Event::Progress(Progress::Prefill {
-            tokens: ids.len() - self.reusable_prefix(&ids, false),
+            tokens: ids.len() - self.reusable_prefix(&prepared.chunks, false),
         }));
-        let run = self.run_prompt(&ids, features.as_ref(), false)?;
+        let run = self.run_prompt(&prepared.chunks, false)?;
         timings.prefill = t.elapsed();
 
         // ---- decode ----
@@ -485,14 +420,16 @@ impl Session {
         let out = match out {
             Ok(o) => o,
             Err(e) => {
-                self.cache.truncate(self.cached_ids.len());
+                self.cache.truncate(positions(&self.cached));
                 return Err(e);
             }
         };
         timings.decode = out.decode_time;
-        self.cached_ids.extend_from_slice(&out.fed);
+        self.cached.push(Chunk::Text(out.fed.clone()));
         // The cache may hold fewer fed tokens if a step failed midway; keep both in step.
-        self.cache.truncate(self.cached_ids.len());
+        let held = self.cache.len().min(positions(&self.cached));
+        self.cache.truncate(held);
+        chunk::truncate(&mut self.cached, held);
 
         let completion_tokens = out.token_ids.len();
         let generation = Generation {
@@ -510,169 +447,27 @@ impl Session {
         self.history = messages;
         self.history
             .push(Message::assistant(generation.text.clone()));
-        self.images = prepared.images;
         Ok(generation)
     }
 
-    /// Preprocesses `messages`: features for every image (reused, supplied or encoded now),
-    /// then the token ids. Fills `timings.preprocess` and `timings.vision`.
-    fn prepare(
-        &mut self,
-        messages: &[Message],
-        add_generation_prompt: bool,
-        timings: &mut Timings,
-        on_event: &mut dyn FnMut(Event<'_>) -> ControlFlow<()>,
-    ) -> Result<Prepared> {
-        let inner = &self.engine.inner;
-        let processor = &inner.processor;
-        let model = &inner.model;
-        let t = Instant::now();
-        let wanted: Vec<Media> = messages
-            .iter()
-            .flat_map(|m| m.content.iter())
-            .filter_map(|c| match c {
-                Content::Image(img) => Some(Media::Image(img.clone())),
-                Content::Video(v) => Some(Media::Video(v.clone())),
-                Content::Text(_) => None,
-            })
-            .collect();
-        let keep = self
-            .images
-            .iter()
-            .zip(wanted.iter())
-            .take_while(|(known, input)| known.input == **input)
-            .count();
-        let mut pending = self.pending.clone();
-        let mut slots: Vec<Slot> = self.images[..keep]
-            .iter()
-            .cloned()
-            .map(Slot::Known)
-            .collect();
-        for input in &wanted[keep..] {
-            // A clip asked about again later in the conversation is not decoded or encoded
-            // a second time.
-            let earlier = match input {
-                Media::Video(_) => self.images.iter().find(|k| k.input == *input),
-                Media::Image(_) => None,
-            };
-            let slot = if let Some(i) = pending.iter().position(|p| p.input == *input) {
-                Slot::Known(pending.remove(i))
-            } else if let Some(known) = earlier {
-                Slot::Known(known.clone())
-            } else {
-                let fresh = match input {
-                    Media::Image(img) => {
-                        Fresh::Image(processor.prepare_image(img, &self.processor)?)
-                    }
-                    Media::Video(v) => Fresh::Video(processor.prepare_video(v, &self.processor)?),
-                };
-                Slot::Fresh(input.clone(), fresh)
-            };
-            slots.push(slot);
-        }
-        let layouts: Vec<MediaLayout> = slots
-            .iter()
-            .map(|s| match s {
-                Slot::Known(k) => k.layout.clone(),
-                Slot::Fresh(_, Fresh::Image(p)) => MediaLayout::Image(p.grid),
-                Slot::Fresh(_, Fresh::Video(v)) => MediaLayout::Video(v.layout.clone()),
-            })
-            .collect();
-        let (_, _, ids) = processor.tokenize_media(messages, &layouts, add_generation_prompt)?;
-        let image_id = model.image_token_id();
-        let image_tokens = ids.iter().filter(|id| **id == image_id).count();
-        if ids.len() >= inner.context_length {
-            return Err(Error::ContextOverflow {
-                tokens: ids.len(),
-                image_tokens,
-                limit: inner.context_length,
-            });
-        }
-        timings.preprocess = t.elapsed();
-
-        let t = Instant::now();
-        let total: usize = slots
-            .iter()
-            .map(|s| match s {
-                Slot::Fresh(_, Fresh::Image(p)) => p.pixels.n_views,
-                Slot::Fresh(_, Fresh::Video(v)) => v.pixels.n_views,
-                Slot::Known(_) => 0,
-            })
-            .sum();
-        let mut done = 0;
-        let mut images = Vec::with_capacity(slots.len());
-        let mut encoded = Vec::new();
-        for slot in slots {
-            let (input, prepared) = match slot {
-                Slot::Known(k) => {
-                    images.push(k);
-                    continue;
-                }
-                Slot::Fresh(input, prepared) => (input, prepared),
-            };
-            let (layout, views, features) = match prepared {
-                Fresh::Image(prepared) => {
-                    let pixels = crate::engine::pixels_tensor(&prepared.pixels, model.device())?;
-                    let features = model.encode_images(&pixels, None)?;
-                    let embedding =
-                        ImageEmbedding::new(prepared.grid.rows, prepared.grid.cols, features)?;
-                    (
-                        MediaLayout::Image(embedding.grid),
-                        prepared.pixels.n_views,
-                        embedding.features,
-                    )
-                }
-                Fresh::Video(video) => {
-                    let embedding = self.engine.encode_video(&video)?;
-                    (
-                        MediaLayout::Video(embedding.layout),
-                        video.pixels.n_views,
-                        embedding.features,
-                    )
-                }
-            };
-            let known = KnownImage {
-                input,
-                layout,
-                features,
-            };
-            images.push(known.clone());
-            encoded.push(known);
-            done += views;
-            let progress = Progress::EncodeViews { done, total };
-            if on_event(Event::Progress(progress)).is_break() {
-                return Err(Error::InvalidOption {
-                    name: "callback",
-                    reason: "stopped before generation started".into(),
-                });
-            }
-        }
-        timings.vision = t.elapsed();
-        Ok(Prepared {
-            ids,
-            images,
-            encoded,
-            image_tokens,
-        })
-    }
-
-    /// Runs the part of `ids` the cache does not hold. Unless `whole`, the last token is run
-    /// even when cached, since generation needs its logits. On error the cache is rewound.
-    fn run_prompt(&mut self, ids: &[u32], features: Option<&Tensor>, whole: bool) -> Result<Run> {
+    /// Runs the positions of `chunks` the cache does not hold. Unless `whole`, the last token
+    /// is run even when cached, since generation needs its logits. On error the cache is
+    /// rewound.
+    fn run_prompt(&mut self, chunks: &[Chunk], whole: bool) -> Result<Run> {
         let engine = self.engine.clone();
         let model = &engine.inner.model;
-        let prefix = self.reusable_prefix(ids, whole);
+        let prefix = self.reusable_prefix(chunks, whole);
         self.cache.truncate(prefix);
-        self.cached_ids.truncate(prefix);
+        chunk::truncate(&mut self.cached, prefix);
+        let ids = chunk::flatten(chunks);
         if prefix == ids.len() {
             return Ok(Run {
                 logits: Vec::new(),
                 ran: 0,
             });
         }
-        let image_id = model.image_token_id();
-        let first_image_row = ids[..prefix].iter().filter(|id| **id == image_id).count();
-        let embeds = model.embed(&ids[prefix..], features, first_image_row)?;
+        let (features, first_row) = self.features_after(chunks, prefix)?;
+        let embeds = model.embed(&ids[prefix..], features.as_ref(), first_row)?;
         let logits = match model.forward(&embeds, &mut self.cache) {
             Ok(l) => l.to_vec1::<f32>()?,
             Err(e) => {
@@ -680,39 +475,56 @@ impl Session {
                 return Err(e);
             }
         };
-        self.cached_ids = ids.to_vec();
+        self.cached = chunks.to_vec();
         Ok(Run {
             logits,
             ran: ids.len() - prefix,
         })
     }
-}
 
-impl Session {
-    /// How many leading tokens of `ids` the cache already holds and need not run again.
-    fn reusable_prefix(&self, ids: &[u32], whole: bool) -> usize {
-        let prefix = common_prefix(&self.cached_ids, ids);
-        if prefix == ids.len() && !whole {
+    /// How many leading positions of `chunks` the cache already holds and need not run again.
+    fn reusable_prefix(&self, chunks: &[Chunk], whole: bool) -> usize {
+        let prefix = chunk::common_prefix(&self.cached, chunks);
+        if prefix == positions(chunks) && !whole {
             // Generation needs the logits of the last prompt token, so it is run again.
             prefix.saturating_sub(1)
         } else {
             prefix
         }
     }
-}
 
-/// An image or video of a conversation being prepared.
-enum Slot {
-    /// Features already computed (earlier turn, supplied or prefilled).
-    Known(KnownImage),
-    /// Preprocessed now; the vision tower has still to run.
-    Fresh(Media, Fresh),
-}
-
-/// Pixels of an image or video preprocessed for this turn.
-enum Fresh {
-    Image(PreparedImage),
-    Video(PreparedVideo),
+    /// The image tokens of the media from position `start` on, `[views, image_seq_len, D_t]`,
+    /// and how many feature rows of the first of them lie before `start`.
+    fn features_after(&self, chunks: &[Chunk], start: usize) -> Result<(Option<Tensor>, usize)> {
+        let image_id = self.engine.inner.model.image_token_id();
+        let mut parts = Vec::new();
+        let mut first_row = 0;
+        let mut at = 0;
+        for c in chunks {
+            let len = c.tokens().len();
+            if let Chunk::Media(m) = c {
+                if at + len > start {
+                    let known = self
+                        .features
+                        .get(&m.id)
+                        .ok_or_else(|| Error::InvalidOption {
+                            name: "session",
+                            reason: format!("no features for media {}", m.id),
+                        })?;
+                    if parts.is_empty() && at < start {
+                        let before = &m.tokens[..start - at];
+                        first_row = before.iter().filter(|t| **t == image_id).count();
+                    }
+                    parts.push(&known.features);
+                }
+            }
+            at += len;
+        }
+        if parts.is_empty() {
+            return Ok((None, 0));
+        }
+        Ok((Some(Tensor::cat(&parts, 0)?), first_row))
+    }
 }
 
 /// The outcome of running a prompt.
@@ -723,15 +535,7 @@ struct Run {
     ran: usize,
 }
 
-/// Every image's features, in conversation order: `[views, image_seq_len, D_t]`.
-fn concat_features(images: &[KnownImage]) -> Result<Option<Tensor>> {
-    if images.is_empty() {
-        return Ok(None);
-    }
-    let parts: Vec<&Tensor> = images.iter().map(|i| &i.features).collect();
-    Ok(Some(Tensor::cat(&parts, 0)?))
-}
-
-fn common_prefix(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+/// Positions (tokens) in `chunks`.
+fn positions(chunks: &[Chunk]) -> usize {
+    chunks.iter().map(|c| c.tokens().len()).sum()
 }
