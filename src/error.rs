@@ -241,5 +241,17 @@ impl Error {
     }
 }
 
+/// Reads a text file; a missing one is [`Error::MissingFile`], any other failure
+/// [`Error::Io`], both naming the path.
+pub(crate) fn read_text(path: &std::path::Path) -> Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::MissingFile {
+            path: path.to_path_buf(),
+        }),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

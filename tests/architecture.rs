@@ -292,3 +292,98 @@ fn the_scanner_sees_use_groups_and_inline_paths() {
     let got: Vec<String> = reached(&code(src)).into_iter().collect();
     assert_eq!(got, ["Engine", "Session", "config", "model", "weights"]);
 }
+
+/// The crate's top-level modules and whom each imports (crate-root re-exports counted as
+/// the module they come from): `src/x.rs` and `src/x/` are module `x`.
+fn module_graph() -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let src = root().join("src");
+    let lib = code(&std::fs::read_to_string(src.join("lib.rs")).unwrap_or_default());
+    // `pub use a::b::{C, D};` at the root: C and D belong to `a`.
+    let mut owner = std::collections::BTreeMap::new();
+    for line in lib.split(';') {
+        let Some(path) = line.trim().strip_prefix("pub use ") else {
+            continue;
+        };
+        let module = ident_at(path).to_string();
+        let names = path.rsplit("::").next().unwrap_or_default();
+        for name in names
+            .split([',', '{', '}', ' ', '\n'])
+            .filter(|n| !n.is_empty())
+        {
+            owner.insert(name.to_string(), module.clone());
+        }
+    }
+    let mut graph = std::collections::BTreeMap::new();
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    for file in files {
+        let rel = file
+            .strip_prefix(&src)
+            .unwrap_or(&file)
+            .to_string_lossy()
+            .replace('\\', "/");
+        let module = rel
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(".rs")
+            .to_string();
+        if ["lib", "main", "bin"].contains(&module.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let edges: &mut BTreeSet<String> = graph.entry(module.clone()).or_default();
+        for reached in reached(&code(&text)) {
+            let target = owner.get(&reached).cloned().unwrap_or(reached);
+            let is_module = src.join(format!("{target}.rs")).exists() || src.join(&target).is_dir();
+            if is_module && target != module {
+                edges.insert(target);
+            }
+        }
+    }
+    graph
+}
+
+#[test]
+fn modules_import_each_other_in_one_direction() {
+    // Data flows one way (processor → model → generate → session → apps); a cycle between
+    // top-level modules means two of them share a concept that belongs in one place.
+    let graph = module_graph();
+    assert!(graph.len() > 15, "too few modules found: {graph:?}");
+    fn visit(
+        at: &str,
+        graph: &std::collections::BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<String> {
+        if let Some(start) = path.iter().position(|m| m == at) {
+            return Some(format!("{} -> {at}", path[start..].join(" -> ")));
+        }
+        if done.contains(at) {
+            return None;
+        }
+        path.push(at.to_string());
+        for next in graph.get(at).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(at.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    for module in graph.keys() {
+        if let Some(cycle) = visit(module, &graph, &mut Vec::new(), &mut done) {
+            panic!("import cycle between modules: {cycle}");
+        }
+    }
+    // The direction that matters most: the runtime's core never reaches its front ends.
+    for core in ["processor", "model", "weights", "config", "cpu", "generate"] {
+        let front: Vec<&String> = graph[core]
+            .iter()
+            .filter(|m| ["apps", "server", "session", "engine"].contains(&m.as_str()))
+            .collect();
+        assert!(front.is_empty(), "{core} imports {front:?}");
+    }
+}

@@ -15,7 +15,7 @@ pub use model::{Activation, Family, ModelConfig, TextConfig, VisionConfig};
 pub use preprocessor::{PreprocessorConfig, ProcessorConfig};
 pub use tokenizer::{SpecialTokenNames, TokenizerConfig};
 
-use crate::error::{Error, Result};
+use crate::error::{read_text, Error, Result};
 
 /// Everything a Hugging Face checkpoint directory declares, besides the weights and the
 /// tokenizer vocabulary.
@@ -34,16 +34,6 @@ pub struct CheckpointConfig {
     /// The chat template, from `chat_template.jinja`, `chat_template.json` or
     /// `tokenizer_config.json`, in that order.
     pub chat_template: String,
-}
-
-pub(crate) fn read_text(path: &Path) -> Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(s),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::MissingFile {
-            path: path.to_path_buf(),
-        }),
-        Err(e) => Err(Error::io(path, e)),
-    }
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>> {

@@ -9,7 +9,7 @@
 //! on the detection result, which the standard library caches after the first call.
 //!
 //! The module is `pub(crate)` so the kernels stay out of the public API and can change freely:
-//! the model definitions in `crate::model` are their only callers. The few items the crate's
+//! the model definitions (`model/`) are their only callers. The few items the crate's
 //! own benches and tests time or check are `pub` only so that `crate::bench_api` can re-export
 //! them.
 

@@ -23,7 +23,7 @@ pub fn files_in_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     struct Index {
         weight_map: std::collections::HashMap<String, String>,
     }
-    let text = crate::config::read_text(&index)?;
+    let text = crate::error::read_text(&index)?;
     let parsed: Index = serde_json::from_str(&text).map_err(|e| Error::InvalidConfig {
         path: index.clone(),
         problem: format!("not a valid safetensors index: {e}"),
