@@ -1,14 +1,17 @@
-//! The BF16 dot-product GEMM (`vlm::bench_api::PackedBf16`) on the vision tower's MLP shape,
-//! one 512 px tile: `[1024, 768] · [3072, 768]ᵀ`, and the fused block attention of one layer
-//! (12 heads of 64 over 1024 patches). Baseline in the same run: Candle's f32 `matmul` (the
-//! `gemm` crate) on the same shape. Packing the weights is outside the timed loop (it happens
-//! once at load); rounding the activations to bf16 is inside (it happens on every call).
-//! On CPUs without AVX-512 BF16 only the baseline runs.
+//! The packed GEMMs on the vision tower's MLP shape, one 512 px tile: `[1024, 768] ·
+//! [3072, 768]ᵀ` — BF16 dot products (`vlm::bench_api::PackedBf16`) and int8 VNNI
+//! (`PackedI8`) — and the fused block attention of one layer (12 heads of 64 over 1024
+//! patches). Baseline in the same run: Candle's f32 `matmul` (the `gemm` crate) on the same
+//! shape. Packing the weights is outside the timed loop (it happens once at load); rounding or
+//! quantizing the activations is inside (it happens on every call). Kernels the CPU lacks
+//! are skipped with a note.
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
-use vlm::bench_api::{attention, bf16_available, AttentionShape, PackedBf16};
+use vlm::bench_api::{
+    attention, bf16_available, i8_available, AttentionShape, PackedBf16, PackedI8,
+};
 
 const M: usize = 1024;
 const K: usize = 768;
@@ -41,6 +44,16 @@ fn bench(c: &mut Criterion) {
         group.bench_function("vlm_bf16_dot", |b| {
             b.iter(|| packed.matmul(&a, M).expect("bf16 matmul"))
         });
+    } else {
+        eprintln!("note: no AVX-512 BF16 on this CPU; vlm_bf16_dot skipped");
+    }
+    if i8_available() {
+        let packed = PackedI8::from_rows(&w, N, K).expect("pack");
+        group.bench_function("vlm_int8_vnni", |b| {
+            b.iter(|| packed.matmul(&a, M).expect("int8 matmul"))
+        });
+    } else {
+        eprintln!("note: no AVX-512 VNNI on this CPU; vlm_int8_vnni skipped");
     }
     group.finish();
 

@@ -99,5 +99,6 @@ pub use video::VideoInput;
 pub mod bench_api {
     pub use crate::cpu::attention_bf16::{attention, AttentionShape};
     pub use crate::cpu::gemm_bf16::{available as bf16_available, PackedBf16};
+    pub use crate::cpu::gemm_i8::{available as i8_available, PackedI8};
     pub use crate::cpu::qmatmul::QMatrix;
 }

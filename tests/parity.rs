@@ -242,6 +242,61 @@ fn bf16_vision_features_stay_close_to_transformers() {
     assert!(checked >= 8, "only {checked} cases with images");
 }
 
+/// The int8 vision tower (`VisionCompute::Int8Dot`: matrices in 8-bit integers on AVX-512
+/// VNNI, attention in bf16) against transformers' features, and the first-step logits the
+/// decoder computes from those features against transformers' logits.
+///
+/// Tolerances, relative RMS error: 6e-2 on the features, 3e-1 on the logits. Rounding to
+/// 8 bits with per-row scales moves each matrix input by up to half a step, max|row| / 254:
+/// several times bf16's 2⁻⁹ for rows with a wide range. Measured on these fixtures: 2.7–4.1 %
+/// on the features (bf16: 0.6–1.5 %), and the decoder's sharp random weights amplify that to
+/// 2.6–20 % on the first-step logits. The limits keep a 1.5× margin over the worst case,
+/// while a wrong scale, offset or layout gives errors of order 1. Random weights have no
+/// outlier channels; a real SigLIP may, which is why this mode is never the default.
+const INT8_RELATIVE_RMS: f32 = 6e-2;
+const INT8_LOGITS_RELATIVE_RMS: f32 = 3e-1;
+
+#[test]
+fn int8_vision_features_stay_close_to_transformers() {
+    let opts = vlm::EngineOptions {
+        vision_compute: Some(vlm::VisionCompute::Int8Dot),
+        ..Default::default()
+    };
+    let mut checked = 0;
+    for case in model_cases().filter(|c| c.has_tensor("image_features")) {
+        let dir = crate::common::model_dir(case.model());
+        let engine = vlm::Engine::load(vlm::ModelSource::dir(dir), opts.clone()).unwrap();
+        if engine.info().vision_compute != "int8-dot" {
+            assert!(!(vlm::bench_api::i8_available() && vlm::bench_api::bf16_available()));
+            println!("skipped: this CPU lacks AVX-512 VNNI or BF16, so int8 falls back");
+            return;
+        }
+        let model = engine.model();
+        let ours = model.encode_images(&reference_views(case), None).unwrap();
+        let reference = case.tensor("image_features");
+        let rel = relative_rms(&ours, &reference);
+        let embeds = model.embed(&case.ids("input_ids"), Some(&ours), 0).unwrap();
+        let logits = model.forward(&embeds, &mut model.new_cache()).unwrap();
+        let rel_logits = relative_rms(&logits, &case.tensor("logits"));
+        println!(
+            "{:<14} int8 image features relative RMS error {rel:.3e}, first-step logits {rel_logits:.3e}",
+            case.name(),
+        );
+        assert!(
+            rel <= INT8_RELATIVE_RMS,
+            "{}: int8 image features off by {rel} (relative RMS)",
+            case.name()
+        );
+        assert!(
+            rel_logits <= INT8_LOGITS_RELATIVE_RMS,
+            "{}: logits from int8 features off by {rel_logits} (relative RMS)",
+            case.name()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} cases with images");
+}
+
 /// `--precision fast`'s prompt pass (BF16 dot products, on CPUs with AVX-512 BF16) against
 /// transformers' first-step logits, fed transformers' image features so that only the decoder's arithmetic differs.
 ///

@@ -41,9 +41,9 @@ pub struct ModelArgs {
     /// where the CPU has AVX-512 BF16 (about twice as fast there, and answers may differ).
     #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
     pub precision: PrecisionArg,
-    /// Override `--precision` for the vision tower alone.
+    /// Override `--precision` for the vision tower alone (`int8` only this way).
     #[arg(long, value_enum, value_name = "MODE", hide = true)]
-    pub vision_compute: Option<ComputeArg>,
+    pub vision_compute: Option<VisionComputeArg>,
     /// Override `--precision` for the prompt pass alone.
     #[arg(long, value_enum, value_name = "MODE", hide = true)]
     pub prefill_compute: Option<ComputeArg>,
@@ -63,6 +63,13 @@ pub struct ModelArgs {
 pub enum ComputeArg {
     Reference,
     Bf16,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisionComputeArg {
+    Reference,
+    Bf16,
+    Int8,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,8 +161,9 @@ impl ModelArgs {
             device: self.device.parse()?,
             quant,
             vision_compute: self.vision_compute.map(|v| match v {
-                ComputeArg::Reference => vlm::VisionCompute::Reference,
-                ComputeArg::Bf16 => vlm::VisionCompute::Bf16Dot,
+                VisionComputeArg::Reference => vlm::VisionCompute::Reference,
+                VisionComputeArg::Bf16 => vlm::VisionCompute::Bf16Dot,
+                VisionComputeArg::Int8 => vlm::VisionCompute::Int8Dot,
             }),
             prefill_compute: self.prefill_compute.map(|v| match v {
                 ComputeArg::Reference => vlm::PrefillCompute::Reference,

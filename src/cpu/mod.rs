@@ -17,4 +17,5 @@ pub(crate) mod attention_bf16;
 pub(crate) mod fastmath;
 pub(crate) mod features;
 pub(crate) mod gemm_bf16;
+pub(crate) mod gemm_i8;
 pub(crate) mod qmatmul;

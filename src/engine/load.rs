@@ -12,6 +12,7 @@ use super::{
 use crate::config::{CheckpointConfig, Family};
 use crate::error::{Error, Result};
 use crate::generate::{LoadStage, Progress};
+use crate::model::vision::MatrixKernel;
 use crate::model::{RopeLayout, SmolVlm};
 use crate::processor::tokenizer::TextTokenizer;
 use crate::processor::Processor;
@@ -107,7 +108,14 @@ impl Engine {
             None => VisionCompute::Reference,
         };
         let vision_compute = match vision_compute {
-            VisionCompute::Bf16Dot if model.use_bf16_vision()? => VisionCompute::Bf16Dot,
+            VisionCompute::Int8Dot if model.use_packed_vision(MatrixKernel::Int8)? => {
+                VisionCompute::Int8Dot
+            }
+            VisionCompute::Int8Dot | VisionCompute::Bf16Dot
+                if model.use_packed_vision(MatrixKernel::Bf16)? =>
+            {
+                VisionCompute::Bf16Dot
+            }
             _ => VisionCompute::Reference,
         };
         let prefill_compute = match opts.prefill_compute {
@@ -164,6 +172,7 @@ impl Engine {
             vision_compute: match vision_compute {
                 VisionCompute::Reference => "reference",
                 VisionCompute::Bf16Dot => "bf16-dot",
+                VisionCompute::Int8Dot => "int8-dot",
             },
             prefill_compute: match prefill_compute {
                 PrefillCompute::Reference => "reference",

@@ -68,12 +68,12 @@ impl SmolVlm {
         })
     }
 
-    /// Runs the vision tower's matrices and attention on the BF16 dot-product kernels
-    /// (activations rounded to bf16, f32 accumulation). Returns false, changing nothing, when
-    /// the CPU lacks them or the model has no vision tower.
-    pub fn use_bf16_vision(&mut self) -> Result<bool> {
+    /// Moves the vision tower's encoder layers onto packed CPU kernels: matrices on `kernel`
+    /// (BF16 dot products, or int8 VNNI), attention on the BF16 kernel. Returns false,
+    /// changing nothing, when the CPU lacks them or the model has no vision tower.
+    pub(crate) fn use_packed_vision(&mut self, kernel: vision::MatrixKernel) -> Result<bool> {
         match &mut self.vision {
-            Some((vision, _)) => vision.use_bf16_dot(),
+            Some((vision, _)) => vision.use_packed(kernel),
             None => Ok(false),
         }
     }

@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 use crate::model::layers::{activate, LayerNorm, Linear};
 use crate::weights::Weights;
 
-mod bf16;
+mod packed;
+
+pub(crate) use packed::MatrixKernel;
 
 /// Which patches of each image hold real pixels: `[n][rows][cols]`, row-major.
 ///
@@ -120,8 +122,8 @@ pub struct VisionModel {
     patch_bias: Tensor,
     position_embedding: Tensor,
     layers: Vec<EncoderLayer>,
-    /// The layers on the BF16 kernels, replacing `layers` (see [`VisionModel::use_bf16_dot`]).
-    bf16_layers: Option<Vec<bf16::Bf16Layer>>,
+    /// The layers on packed kernels, replacing `layers` (see [`VisionModel::use_packed`]).
+    packed_layers: Option<Vec<packed::PackedLayer>>,
     post_layernorm: LayerNorm,
     cfg: VisionConfig,
 }
@@ -148,29 +150,29 @@ impl VisionModel {
             patch_bias,
             position_embedding,
             layers,
-            bf16_layers: None,
+            packed_layers: None,
             post_layernorm,
             cfg: cfg.clone(),
         })
     }
 
-    /// Moves the encoder layers onto the BF16 dot-product kernels (see `bf16`), dropping
-    /// their f32 weights. Returns false, changing nothing, when the CPU lacks the kernels or a
-    /// layer has no kernel for its activation.
-    pub fn use_bf16_dot(&mut self) -> Result<bool> {
-        if !crate::cpu::gemm_bf16::available() || self.bf16_layers.is_some() {
-            return Ok(self.bf16_layers.is_some());
+    /// Moves the encoder layers onto packed kernels (see `packed`), dropping their f32
+    /// weights. Returns false, changing nothing, when the CPU lacks the kernels, a layer has
+    /// no kernel for its activation, or the layers are packed already.
+    pub(crate) fn use_packed(&mut self, kernel: MatrixKernel) -> Result<bool> {
+        if !kernel.available() || self.packed_layers.is_some() {
+            return Ok(false);
         }
-        if !self.layers.iter().all(bf16::Bf16Layer::supports) {
+        if !self.layers.iter().all(packed::PackedLayer::supports) {
             return Ok(false);
         }
         // Layer by layer, each original dropped once packed: the model never holds both
         // copies of its weights at once.
         let mut packed = Vec::with_capacity(self.layers.len());
         for layer in std::mem::take(&mut self.layers) {
-            packed.push(bf16::Bf16Layer::from_layer(&layer)?);
+            packed.push(packed::PackedLayer::from_layer(&layer, kernel)?);
         }
-        self.bf16_layers = Some(packed);
+        self.packed_layers = Some(packed);
         Ok(true)
     }
 
@@ -242,8 +244,8 @@ impl VisionModel {
             }
         };
         let mut xs = embeds.broadcast_add(&pos)?;
-        match &self.bf16_layers {
-            Some(layers) => xs = bf16_encode(layers, &xs, attn_mask.as_ref())?,
+        match &self.packed_layers {
+            Some(layers) => xs = packed_encode(layers, &xs, attn_mask.as_ref())?,
             None => {
                 for layer in &self.layers {
                     xs = layer.forward(&xs, attn_mask.as_ref())?;
@@ -257,7 +259,11 @@ impl VisionModel {
 /// Additive attention mask `[n, 1, 1, L]`: 0 for valid keys, the dtype's minimum for padding.
 /// `xs` (`[n, l, D]`) through the packed layers, one image at a time; `mask` is the additive
 /// key mask `[n, 1, 1, l]`.
-fn bf16_encode(layers: &[bf16::Bf16Layer], xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+fn packed_encode(
+    layers: &[packed::PackedLayer],
+    xs: &Tensor,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
     let (n, l, d) = xs.dims3()?;
     let flat = |t: &Tensor| -> Result<Vec<f32>> {
         Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)

@@ -66,8 +66,8 @@ pub struct Environment {
     pub cpu_features: Vec<&'static str>,
     /// Whether AMX tiles can run here: absent, granted, or refused by the OS.
     pub amx: String,
-    /// The kernel family of each stage (`avx512-bf16`, `f32`; block-dot `avx512`, `avx2`,
-    /// `portable`).
+    /// The kernel family of each stage (`avx512-bf16`, `vnni-int8`, `f32`; block-dot
+    /// `avx512`, `avx2`, `portable`).
     pub kernels: String,
     /// Worker threads (rayon's global pool, which runs this crate's kernels).
     pub threads: usize,
@@ -82,7 +82,8 @@ pub struct Environment {
     pub dtype: String,
     /// Quantization applied at load (`--quant`), if any.
     pub quant: Option<String>,
-    /// How the vision tower and the prompt pass multiply: `reference` or `bf16-dot` each
+    /// How the vision tower and the prompt pass multiply: `reference`, `bf16-dot` or (vision)
+    /// `int8-dot`
     /// (see [`crate::VisionCompute`], [`crate::PrefillCompute`]).
     pub compute: String,
     /// `vlm` version and build commit.
@@ -126,12 +127,10 @@ pub fn environment(info: &crate::ModelInfo) -> Environment {
 
 /// The kernel family each stage runs on, as chosen at load for this CPU and model.
 fn kernels(info: &crate::ModelInfo) -> String {
-    let gemm = |compute: &str| {
-        if compute == "bf16-dot" {
-            "avx512-bf16"
-        } else {
-            "f32"
-        }
+    let gemm = |compute: &str| match compute {
+        "bf16-dot" => "avx512-bf16",
+        "int8-dot" => "vnni-int8 (attention avx512-bf16)",
+        _ => "f32",
     };
     format!(
         "vision {}, prefill {}, quantized decode block-dot {}",

@@ -1,4 +1,6 @@
-//! The vision tower's encoder layers on the BF16 dot-product kernels, over plain buffers.
+//! The vision tower's encoder layers on packed CPU kernels, over plain buffers: matrices on
+//! the BF16 dot-product GEMM or the int8 VNNI GEMM ([`MatrixKernel`]), attention on the BF16
+//! kernel.
 //!
 //! Between its matrix products a SigLIP layer runs two LayerNorms, four bias additions, a
 //! GELU and two residual additions over `[1024, 768]`–`[1024, 3072]` activations. As Candle
@@ -11,6 +13,7 @@ use rayon::prelude::*;
 use crate::config::Activation;
 use crate::cpu::attention_bf16::{self, AttentionShape};
 use crate::cpu::gemm_bf16::PackedBf16;
+use crate::cpu::gemm_i8::PackedI8;
 use crate::error::{Error, Result};
 use crate::model::layers::{Linear, NormParams};
 
@@ -19,22 +22,91 @@ use super::EncoderLayer;
 /// Rows per parallel work item of the row-wise passes.
 const ROWS_PER_TASK: usize = 16;
 
+/// Which GEMM a layer's matrices are packed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MatrixKernel {
+    /// Activations rounded to bf16, f32 sums (AVX-512 BF16).
+    Bf16,
+    /// Weights quantized per output row, activations per token, i32 sums (AVX-512 VNNI).
+    Int8,
+}
+
+impl MatrixKernel {
+    /// Whether this CPU runs the kernel (and the BF16 attention every packed layer uses).
+    pub(crate) fn available(self) -> bool {
+        crate::cpu::gemm_bf16::available()
+            && match self {
+                MatrixKernel::Bf16 => true,
+                MatrixKernel::Int8 => crate::cpu::gemm_i8::available(),
+            }
+    }
+}
+
+/// A weight matrix packed for one of the GEMMs.
+enum Matrix {
+    Bf16(PackedBf16),
+    Int8(PackedI8),
+}
+
+impl Matrix {
+    /// Packs `[n, k]` given row by row, with `bias` added to every output row.
+    fn pack(
+        kernel: MatrixKernel,
+        n: usize,
+        k: usize,
+        fill: &(dyn Fn(usize, &mut [f32]) + Sync),
+        bias: Option<&[f32]>,
+    ) -> Result<Self> {
+        let packed = match kernel {
+            MatrixKernel::Bf16 => PackedBf16::from_row_fill(n, k, fill)
+                .and_then(|p| match bias {
+                    Some(b) => p.with_bias(b),
+                    None => Some(p),
+                })
+                .map(Matrix::Bf16),
+            MatrixKernel::Int8 => PackedI8::from_row_fill(n, k, fill)
+                .and_then(|p| match bias {
+                    Some(b) => p.with_bias(b),
+                    None => Some(p),
+                })
+                .map(Matrix::Int8),
+        };
+        packed.ok_or_else(|| shape_error(n, k))
+    }
+
+    fn matmul(&self, a: &[f32], m: usize) -> Option<Vec<f32>> {
+        match self {
+            Matrix::Bf16(p) => p.matmul(a, m),
+            Matrix::Int8(p) => p.matmul(a, m),
+        }
+    }
+
+    /// Output columns.
+    fn n(&self) -> usize {
+        match self {
+            Matrix::Bf16(p) => p.dims().0,
+            Matrix::Int8(p) => p.dims().0,
+        }
+    }
+}
+
 /// One encoder layer with packed matrices.
-pub(super) struct Bf16Layer {
+pub(super) struct PackedLayer {
     norm1: NormParams,
     norm2: NormParams,
     /// Query, key and value projections stacked: `[3·D, D]`.
-    qkv: PackedBf16,
-    out: PackedBf16,
-    fc1: PackedBf16,
-    fc2: PackedBf16,
+    qkv: Matrix,
+    out: Matrix,
+    fc1: Matrix,
+    fc2: Matrix,
     heads: usize,
     head_dim: usize,
 }
 
-fn packed(lin: &Linear) -> Result<PackedBf16> {
+fn packed(lin: &Linear, kernel: MatrixKernel) -> Result<Matrix> {
     let (n, k) = lin.dims()?;
-    lin.pack_bf16()?.ok_or_else(|| shape_error(n, k))
+    let bias = lin.bias_f32()?;
+    lin.with_rows(|fill| Matrix::pack(kernel, n, k, fill, bias.as_deref()))?
 }
 
 fn shape_error(n: usize, k: usize) -> Error {
@@ -44,49 +116,47 @@ fn shape_error(n: usize, k: usize) -> Error {
     }
 }
 
-impl Bf16Layer {
+impl PackedLayer {
     /// Whether a layer's activation has a kernel here.
     pub(super) fn supports(layer: &EncoderLayer) -> bool {
         layer.mlp.act == Activation::GeluTanh
     }
 
-    /// Packs a layer that [`Bf16Layer::supports`].
-    pub(super) fn from_layer(layer: &EncoderLayer) -> Result<Self> {
+    /// Packs a layer that [`PackedLayer::supports`] for `kernel`.
+    pub(super) fn from_layer(layer: &EncoderLayer, kernel: MatrixKernel) -> Result<Self> {
         if !Self::supports(layer) {
             return Err(Error::InvalidOption {
                 name: "vision kernels",
-                reason: format!("no BF16 kernel for the {:?} activation", layer.mlp.act),
+                reason: format!("no packed kernel for the {:?} activation", layer.mlp.act),
             });
         }
         let a = &layer.self_attn;
         let (d, _) = a.q_proj.dims()?;
         // q, k and v stacked into one [3·D, D] matrix: one product, one pass over the rows.
-        let qkv = a.q_proj.with_rows(|q| {
-            a.k_proj.with_rows(|k| {
-                a.v_proj.with_rows(|v| {
-                    PackedBf16::from_row_fill(3 * d, d, |r, buf| match r / d {
-                        0 => q(r, buf),
-                        1 => k(r - d, buf),
-                        _ => v(r - 2 * d, buf),
-                    })
-                })
-            })
-        })???;
         let bias = [&a.q_proj, &a.k_proj, &a.v_proj]
             .iter()
             .map(|l| Ok(l.bias_f32()?.unwrap_or_else(|| vec![0.0; d])))
             .collect::<Result<Vec<_>>>()?
             .concat();
-        let qkv = qkv
-            .and_then(|p| p.with_bias(&bias))
-            .ok_or_else(|| shape_error(3 * d, d))?;
-        Ok(Bf16Layer {
+        let qkv = a.q_proj.with_rows(|q| {
+            a.k_proj.with_rows(|k| {
+                a.v_proj.with_rows(|v| {
+                    let fill = |r: usize, buf: &mut [f32]| match r / d {
+                        0 => q(r, buf),
+                        1 => k(r - d, buf),
+                        _ => v(r - 2 * d, buf),
+                    };
+                    Matrix::pack(kernel, 3 * d, d, &fill, Some(&bias))
+                })
+            })
+        })????;
+        Ok(PackedLayer {
             norm1: layer.layer_norm1.params()?,
             norm2: layer.layer_norm2.params()?,
             qkv,
-            out: packed(&a.out_proj)?,
-            fc1: packed(&layer.mlp.fc1)?,
-            fc2: packed(&layer.mlp.fc2)?,
+            out: packed(&a.out_proj, kernel)?,
+            fc1: packed(&layer.mlp.fc1, kernel)?,
+            fc2: packed(&layer.mlp.fc2, kernel)?,
             heads: a.heads,
             head_dim: a.head_dim,
         })
@@ -96,7 +166,7 @@ impl Bf16Layer {
     pub(super) fn forward(&self, x: &mut [f32], l: usize, key_bias: Option<&[f32]>) -> Result<()> {
         let d = self.heads * self.head_dim;
         let unavailable =
-            || candle_core::Error::Msg("the BF16 dot-product kernels are not available".into());
+            || candle_core::Error::Msg("the packed vision kernels are not available".into());
         let h = layer_norm(x, d, &self.norm1);
         let qkv = self.qkv.matmul(&h, l).ok_or_else(unavailable)?;
         let shape = AttentionShape {
@@ -111,7 +181,7 @@ impl Bf16Layer {
         add_assign(x, &o);
         let h = layer_norm(x, d, &self.norm2);
         let mut f = self.fc1.matmul(&h, l).ok_or_else(unavailable)?;
-        f.par_chunks_mut(ROWS_PER_TASK * self.fc1.dims().0)
+        f.par_chunks_mut(ROWS_PER_TASK * self.fc1.n())
             .for_each(crate::cpu::fastmath::gelu_tanh_in_place);
         let o = self.fc2.matmul(&f, l).ok_or_else(unavailable)?;
         add_assign(x, &o);
