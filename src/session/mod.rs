@@ -4,20 +4,19 @@
 //! not already hold (matched chunk by chunk: text by token, images and videos by content id),
 //! and an image is encoded once however many turns (or forks of the conversation) refer to it.
 //!
-//! `turn.rs` prepares a turn (media → ids → features → chunks); this file is the public API
-//! and the runs of the model.
+//! `turn.rs` prepares a turn (media → ids → features → chunks), `prompt.rs` runs its chunks
+//! into the KV cache; this file is the public API and the decode.
 
+mod prompt;
 mod turn;
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use candle_core::Tensor;
-
 use crate::embedding_cache::EmbeddingCache;
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::features::MediaFeatures;
 pub use crate::features::{ImageEmbedding, VideoEmbedding};
 use crate::generate::{
@@ -30,6 +29,7 @@ use crate::processor::chunk::{self, Chunk, MediaId};
 use crate::processor::image::ImageInput;
 use crate::processor::media::video::VideoInput;
 use crate::processor::ProcessorOptions;
+use prompt::positions;
 use turn::{Media, Seen};
 
 impl Engine {
@@ -449,93 +449,4 @@ impl Session {
             .push(Message::assistant(generation.text.clone()));
         Ok(generation)
     }
-
-    /// Runs the positions of `chunks` the cache does not hold. Unless `whole`, the last token
-    /// is run even when cached, since generation needs its logits. On error the cache is
-    /// rewound.
-    fn run_prompt(&mut self, chunks: &[Chunk], whole: bool) -> Result<Run> {
-        let engine = self.engine.clone();
-        let model = &engine.inner.model;
-        let prefix = self.reusable_prefix(chunks, whole);
-        self.cache.truncate(prefix);
-        chunk::truncate(&mut self.cached, prefix);
-        let ids = chunk::flatten(chunks);
-        if prefix == ids.len() {
-            return Ok(Run {
-                logits: Vec::new(),
-                ran: 0,
-            });
-        }
-        let (features, first_row) = self.features_after(chunks, prefix)?;
-        let embeds = model.embed(&ids[prefix..], features.as_ref(), first_row)?;
-        let logits = match model.forward(&embeds, &mut self.cache) {
-            Ok(l) => l.to_vec1::<f32>()?,
-            Err(e) => {
-                self.cache.truncate(prefix);
-                return Err(e);
-            }
-        };
-        self.cached = chunks.to_vec();
-        Ok(Run {
-            logits,
-            ran: ids.len() - prefix,
-        })
-    }
-
-    /// How many leading positions of `chunks` the cache already holds and need not run again.
-    fn reusable_prefix(&self, chunks: &[Chunk], whole: bool) -> usize {
-        let prefix = chunk::common_prefix(&self.cached, chunks);
-        if prefix == positions(chunks) && !whole {
-            // Generation needs the logits of the last prompt token, so it is run again.
-            prefix.saturating_sub(1)
-        } else {
-            prefix
-        }
-    }
-
-    /// The image tokens of the media from position `start` on, `[views, image_seq_len, D_t]`,
-    /// and how many feature rows of the first of them lie before `start`.
-    fn features_after(&self, chunks: &[Chunk], start: usize) -> Result<(Option<Tensor>, usize)> {
-        let image_id = self.engine.inner.model.image_token_id();
-        let mut parts = Vec::new();
-        let mut first_row = 0;
-        let mut at = 0;
-        for c in chunks {
-            let len = c.tokens().len();
-            if let Chunk::Media(m) = c {
-                if at + len > start {
-                    let known = self
-                        .features
-                        .get(&m.id)
-                        .ok_or_else(|| Error::InvalidOption {
-                            name: "session",
-                            reason: format!("no features for media {}", m.id),
-                        })?;
-                    if parts.is_empty() && at < start {
-                        let before = &m.tokens[..start - at];
-                        first_row = before.iter().filter(|t| **t == image_id).count();
-                    }
-                    parts.push(&known.features);
-                }
-            }
-            at += len;
-        }
-        if parts.is_empty() {
-            return Ok((None, 0));
-        }
-        Ok((Some(Tensor::cat(&parts, 0)?), first_row))
-    }
-}
-
-/// The outcome of running a prompt.
-struct Run {
-    /// Logits after the last prompt token (empty when nothing ran).
-    logits: Vec<f32>,
-    /// Prompt tokens run.
-    ran: usize,
-}
-
-/// Positions (tokens) in `chunks`.
-fn positions(chunks: &[Chunk]) -> usize {
-    chunks.iter().map(|c| c.tokens().len()).sum()
 }
