@@ -295,6 +295,29 @@ fn frame_directories_skip_other_files_and_reject_empty_ones() {
 }
 
 #[test]
+fn sampling_follows_the_input_then_the_options_then_the_checkpoint() {
+    let processor = processor();
+    let frames = || VideoInput::path(video_fixtures().join("frames"));
+    let count = |input: &VideoInput, opts: &vlm::ProcessorOptions| {
+        processor.prepare_video(input, opts).unwrap().pixels.n_views
+    };
+    let checkpoint = count(&frames(), &Default::default());
+    let three = vlm::ProcessorOptions {
+        video_max_frames: Some(3),
+        ..Default::default()
+    };
+    assert!(checkpoint > 3, "the checkpoint keeps {checkpoint} frames");
+    assert_eq!(count(&frames(), &three), 3);
+    assert_eq!(count(&frames().with_max_frames(5), &three), 5);
+    let slow = vlm::ProcessorOptions {
+        video_fps: Some(0.25),
+        ..Default::default()
+    };
+    // Twelve one-second frames at a quarter frame per second: three.
+    assert_eq!(count(&frames().with_max_frames(64), &slow), 3);
+}
+
+#[test]
 fn vlm_ask_reads_a_frame_directory_and_names_skipped_files() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vlm"))
         .arg("ask")

@@ -13,7 +13,7 @@ use super::media::video::{load_video_with, VideoInput};
 use super::pixels::{prepare_pixels, PixelOptions, PreparedPixels};
 use super::prompt::Grid;
 use super::tiles::TilePlan;
-use super::video::VideoLayout;
+use super::video::{FrameSampling, VideoLayout};
 use super::{video_pixels, MediaLayout, Processor, ProcessorOptions};
 use crate::error::{Error, Result};
 
@@ -114,12 +114,17 @@ impl Processor {
     }
 
     /// Decodes a video and samples its frames as transformers does (the input's `fps` and
-    /// `max_frames` override the checkpoint's), resizing each kept frame to one tile as soon
+    /// `max_frames` override `opts`', which override the checkpoint's), resizing each kept frame to one tile as soon
     /// as it is decoded; frames are never split, whatever `opts.image_splitting` says. The id
     /// covers the kept frames, their timestamps and the preprocessing settings.
     pub fn load_video(&self, input: &VideoInput, opts: &ProcessorOptions) -> Result<LoadedMedia> {
         let pixel = self.pixel_options(opts, Some(false))?;
-        let sampling = input.sampling(self.video_sampling())?;
+        let checkpoint = self.video_sampling();
+        let defaults = FrameSampling {
+            fps: opts.video_fps.unwrap_or(checkpoint.fps),
+            max_frames: opts.video_max_frames.unwrap_or(checkpoint.max_frames),
+        };
+        let sampling = input.sampling(defaults)?;
         let video = load_video_with(input, &sampling, &opts.image_limits, &|frame| {
             video_pixels::resize_frame(frame, &pixel)
         })?;

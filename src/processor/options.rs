@@ -20,7 +20,7 @@ use super::image::{AlphaMode, ImageLimits};
 /// assert_eq!(engine.processor_options(), &processor);
 /// # Ok::<(), vlm::Error>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProcessorOptions {
     /// Split images into tiles plus a global view; `None` follows the checkpoint's
     /// `do_image_splitting`. Video frames are never split.
@@ -30,4 +30,11 @@ pub struct ProcessorOptions {
     /// What happens to transparency in images; the default follows transformers'
     /// `load_image` (see [`AlphaMode`]).
     pub alpha: AlphaMode,
+    /// Frames to sample per second of video; `None` follows the checkpoint's
+    /// `video_sampling.fps`. A [`crate::VideoInput`]'s own `fps` takes precedence.
+    pub video_fps: Option<f64>,
+    /// Most frames to sample from a video; `None` follows the checkpoint's
+    /// `video_sampling.max_frames`. A [`crate::VideoInput`]'s own `max_frames` takes
+    /// precedence.
+    pub video_max_frames: Option<usize>,
 }
