@@ -1,4 +1,4 @@
-//! Image and video embeddings, content-addressed: (model identity, [`MediaId`]) → the vision
+//! Image and video embeddings, content-addressed: (model identity, `MediaId`) → the vision
 //! tower's output and the media's layout in the prompt. Kept in memory and, for a cache with a
 //! directory, on disk, so that a second request or run over the same pictures skips the
 //! encoder. Both tiers are bounded in size (least recently used entries go first); a corrupt
@@ -29,7 +29,7 @@ const MAGIC: &[u8; 8] = b"VLMEMB02";
 const EXTENSION: &str = "emb";
 
 /// Default size cap: 512 MiB.
-pub const DEFAULT_MAX_BYTES: u64 = 512 << 20;
+pub(crate) const DEFAULT_MAX_BYTES: u64 = 512 << 20;
 
 /// The memory tier of a cache with a directory holds at most this much: the disk is the
 /// large tier, memory only spares repeated reads of the same pictures.
@@ -72,9 +72,9 @@ pub struct CacheStats {
     /// Look-ups with no entry.
     pub misses: u64,
     /// Disk entries found unreadable (and removed).
-    pub corrupt: u64,
+    pub(crate) corrupt: u64,
     /// Why the last unreadable entry was unreadable.
-    pub last_corrupt: Option<String>,
+    pub(crate) last_corrupt: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -432,11 +432,11 @@ fn decode(bytes: &[u8], engine: &Engine) -> std::result::Result<MediaFeatures, S
 }
 
 /// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// SHA-256 of `bytes`, lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }

@@ -99,13 +99,13 @@ impl VideoEmbedding {
 /// D_t]`, checked to agree.
 #[derive(Debug, Clone)]
 pub(crate) struct MediaFeatures {
-    pub layout: MediaLayout,
-    pub features: Tensor,
+    pub(crate) layout: MediaLayout,
+    pub(crate) features: Tensor,
 }
 
 impl MediaFeatures {
     /// Pairs a layout with features, checking the view count.
-    pub fn new(layout: MediaLayout, features: Tensor) -> Result<Self> {
+    pub(crate) fn new(layout: MediaLayout, features: Tensor) -> Result<Self> {
         match layout {
             MediaLayout::Image(g) => ImageEmbedding::new(g.rows, g.cols, features).map(Into::into),
             MediaLayout::Video(v) => {

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::registry::{ModelEntry, ModelRef, RemoteFile};
 pub use crate::units::human_bytes;
 use cache::{check_file, is_safe_component, Check, RepoCache};
-pub use config::{HubConfig, DEFAULT_ENDPOINT};
+pub use config::HubConfig;
 use plan::{registry_groups, Group, Layout};
 use transfer::Http;
 

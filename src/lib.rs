@@ -41,13 +41,13 @@ extern crate accelerate_src;
 extern crate intel_mkl_src;
 
 pub mod apps;
-pub mod config;
+pub(crate) mod config;
 pub(crate) mod cpu;
-pub mod device;
+pub(crate) mod device;
 pub mod embed;
 pub mod embedding_cache;
 pub mod engine;
-pub mod error;
+pub(crate) mod error;
 pub(crate) mod features;
 #[cfg(feature = "ffi")]
 pub mod ffi;
@@ -60,7 +60,7 @@ pub mod processor;
 pub mod registry;
 #[cfg(feature = "server")]
 pub mod server;
-pub mod session;
+pub(crate) mod session;
 pub mod synthetic;
 pub mod threads;
 #[cfg(feature = "uniffi")]

@@ -27,7 +27,7 @@ static CONFIGURED: AtomicUsize = AtomicUsize::new(0);
 /// The default worker count: `RAYON_NUM_THREADS` when set to a positive number, otherwise the
 /// physical cores this process may run on (SMT siblings share one core's vector units, so a
 /// second thread per core slows these kernels down).
-pub fn default_threads() -> usize {
+fn default_threads() -> usize {
     if let Some(n) = env_count("RAYON_NUM_THREADS") {
         return n;
     }
@@ -42,7 +42,7 @@ fn env_count(key: &str) -> Option<usize> {
         .filter(|n| *n > 0)
 }
 
-/// Sets the worker count for this process: `threads`, or [`default_threads`] when `None`.
+/// Sets the worker count for this process: `threads`, or `default_threads` when `None`.
 /// Returns the count in effect.
 ///
 /// Call it once, at the start of `main`, before any other thread exists and before any tensor
@@ -103,6 +103,6 @@ pub fn current() -> usize {
 }
 
 /// The task count Candle's matmul splits its work into.
-pub fn candle_threads() -> usize {
+pub(crate) fn candle_threads() -> usize {
     candle_core::utils::get_num_threads()
 }

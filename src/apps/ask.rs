@@ -13,7 +13,7 @@ pub const DESCRIBE_PROMPT: &str = "Can you describe this image?";
 
 /// The question `describe` asks when a video is among the inputs (the wording of the
 /// SmolVLM2 model card's video example).
-pub const DESCRIBE_VIDEO_PROMPT: &str = "Describe this video in detail";
+const DESCRIBE_VIDEO_PROMPT: &str = "Describe this video in detail";
 
 /// Asks `question` about `images` (none for a text-only question) in a new conversation.
 /// `on_event` sees the answer as it is produced.
@@ -57,7 +57,7 @@ pub fn ask_parts(
     session.send_streaming(Message::new(Role::User, parts), opts, cancel, on_event)
 }
 
-/// Describes `parts` with [`DESCRIBE_PROMPT`], or [`DESCRIBE_VIDEO_PROMPT`] when one of
+/// Describes `parts` with [`DESCRIBE_PROMPT`], or `DESCRIBE_VIDEO_PROMPT` when one of
 /// them is a video.
 pub fn describe_parts(
     engine: &Engine,

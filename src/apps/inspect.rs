@@ -43,7 +43,7 @@ pub struct Inspection {
     /// Prompt length in tokens, image tokens included.
     pub prompt_tokens: usize,
     /// The chat template's output, one `<image>` marker per image.
-    pub prompt: String,
+    prompt: String,
     /// The prompt after every marker is expanded into tile markers and image tokens.
     pub expanded: String,
 }

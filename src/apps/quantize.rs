@@ -59,7 +59,7 @@ pub struct QuantizeReport {
 }
 
 /// The type as llama.cpp spells it in file names (`Q8_0`, `Q4_K_M`, `F16`, …).
-pub fn type_label(ty: QuantType) -> &'static str {
+fn type_label(ty: QuantType) -> &'static str {
     match ty {
         QuantType::Q8_0 => "Q8_0",
         QuantType::Q4K => "Q4_K_M",
@@ -71,7 +71,7 @@ pub fn type_label(ty: QuantType) -> &'static str {
 
 /// The file names of the pair for a model called `model` (`<model>-<TYPE>.gguf` and
 /// `mmproj-<model>-<TYPE>.gguf`).
-pub fn output_names(model: &str, ty: QuantType) -> (String, String) {
+pub(crate) fn output_names(model: &str, ty: QuantType) -> (String, String) {
     let label = type_label(ty);
     (
         format!("{model}-{label}.gguf"),
@@ -80,7 +80,7 @@ pub fn output_names(model: &str, ty: QuantType) -> (String, String) {
 }
 
 /// llama.cpp's name of a storage type.
-pub fn ggml_type_name(ty: GgmlDType) -> &'static str {
+fn ggml_type_name(ty: GgmlDType) -> &'static str {
     match ty {
         GgmlDType::F32 => "F32",
         GgmlDType::F16 => "F16",
@@ -273,7 +273,7 @@ fn convert(weights: &Weights, t: &Planned) -> Result<QTensor> {
 /// Reorders each head's rows from Hugging Face's split-half RoPE layout to llama.cpp's
 /// interleaved one: `w.reshape(heads, 2, hd/2, in).swapaxes(1, 2).reshape(w.shape)`, as
 /// `LlamaModel.permute` in the converter.
-pub fn permute_for_rope(w: &Tensor, heads: usize) -> Result<Tensor> {
+fn permute_for_rope(w: &Tensor, heads: usize) -> Result<Tensor> {
     let (rows, cols) = w.dims2()?;
     if heads == 0 || !rows.is_multiple_of(2 * heads) {
         return Err(Error::Weight {

@@ -47,8 +47,6 @@ pub struct SynthFile {
 /// What [`synth`] wrote.
 #[derive(Debug, Clone)]
 pub struct SynthReport {
-    /// The preset.
-    pub preset: Preset,
     /// Number of weights.
     pub parameters: usize,
     /// Every file, JSON files first.
@@ -57,7 +55,7 @@ pub struct SynthReport {
     pub gguf: Option<(PathBuf, PathBuf)>,
 }
 
-/// Writes `preset` with [`synthetic::SEED`] into `out`, which must not exist or be an empty
+/// Writes `preset` with `synthetic::SEED` into `out`, which must not exist or be an empty
 /// directory.
 ///
 /// ```no_run
@@ -186,7 +184,6 @@ fn write_all(
         });
     }
     Ok(SynthReport {
-        preset,
         parameters: preset.layout().parameters(),
         files,
         gguf,

@@ -11,9 +11,9 @@ use crate::cli::args::ModelArgs;
 
 /// `vlm bench [-t img,enc,pp512,tg128,ttft] [-d 0,900] [-r 5] [-o md|json|csv]`
 #[derive(Args, Debug)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     #[command(flatten)]
-    pub model: ModelArgs,
+    model: ModelArgs,
     /// Tests to run, comma-separated: img, enc, ppN, tgN, ttft, video.
     #[arg(
         long,
@@ -21,29 +21,29 @@ pub struct BenchArgs {
         default_value = "img,enc,pp512,tg128,ttft",
         value_delimiter = ','
     )]
-    pub tests: Vec<String>,
+    tests: Vec<String>,
     /// Context depths for the tgN tests (tokens already in the cache), comma-separated.
     #[arg(long, short = 'd', default_value = "0", value_delimiter = ',')]
-    pub depth: Vec<usize>,
+    depth: Vec<usize>,
     /// Timed repetitions per test.
     #[arg(long, short = 'r', default_value_t = 5)]
-    pub repetitions: usize,
+    repetitions: usize,
     /// Skip the untimed warm-up run of each test.
     #[arg(long)]
-    pub no_warmup: bool,
+    no_warmup: bool,
     /// Image for img, enc and ttft (default: a synthetic 1920×1080 screenshot, PNG-encoded).
     #[arg(long, value_name = "IMAGE")]
-    pub image: Option<PathBuf>,
+    image: Option<PathBuf>,
     /// Prompt for ttft.
     #[arg(long, default_value = "Describe this screenshot.")]
-    pub prompt: String,
+    prompt: String,
     /// Clip for the video test: an MP4/MOV, an animation or a frame directory (default: 64
     /// synthetic 1280×720 frames in memory, one per second, so no decoding is timed).
     #[arg(long, value_name = "VIDEO")]
-    pub video: Option<PathBuf>,
+    video: Option<PathBuf>,
     /// Output format: md, json or csv.
     #[arg(long, short = 'o', default_value = "md")]
-    pub output: String,
+    output: String,
 }
 
 fn parse_tests(names: &[String], depths: &[usize]) -> Result<Vec<BenchTest>> {
@@ -119,7 +119,7 @@ fn synthetic_clip() -> vlm::VideoInput {
     vlm::VideoInput::frames(frames, 1.0)
 }
 
-pub fn run(args: BenchArgs) -> Result<()> {
+pub(crate) fn run(args: BenchArgs) -> Result<()> {
     let tests = parse_tests(&args.tests, &args.depth)?;
     if !matches!(args.output.as_str(), "md" | "json" | "csv") {
         bail!(

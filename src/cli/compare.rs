@@ -15,7 +15,7 @@ use crate::cli::args::ModelArgs;
 
 /// `vlm compare SCREENSHOT SCREENSHOT...`
 #[derive(Args, Debug)]
-pub struct CompareArgs {
+pub(crate) struct CompareArgs {
     /// Screenshots of two or more tools' landing, pricing, review or model-card pages; a
     /// directory stands for its PNG, JPEG, WebP and GIF files in name order.
     #[arg(
@@ -23,43 +23,43 @@ pub struct CompareArgs {
         required_unless_present_any = ["schema", "from_json"],
         conflicts_with = "from_json"
     )]
-    pub shots: Vec<PathBuf>,
+    shots: Vec<PathBuf>,
     /// Render a card saved with `--format json` (vlm-compare-card/2 or /1) again, in
     /// `--format`, without loading a model.
     #[arg(long, value_name = "CARD.json")]
-    pub from_json: Option<PathBuf>,
+    from_json: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Md)]
-    pub format: Format,
+    format: Format,
     /// Write the card to this file instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
-    pub out: Option<PathBuf>,
+    out: Option<PathBuf>,
     /// Print the card's JSON schema and exit.
     #[arg(long)]
-    pub schema: bool,
+    schema: bool,
     /// Neither read nor write the image-embedding cache.
     #[arg(long)]
-    pub no_cache: bool,
+    no_cache: bool,
     /// Directory of the image-embedding cache (default: $XDG_CACHE_HOME/vlm/embeddings or
     /// ~/.cache/vlm/embeddings).
     #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
     /// Size cap of the embedding cache, in MiB; the oldest entries go first.
     #[arg(long, value_name = "MIB", default_value_t = 512)]
-    pub cache_max_mib: u64,
+    cache_max_mib: u64,
     /// Feed each screenshot as one downscaled view instead of tiles plus a global view.
     #[arg(long)]
-    pub no_splitting: bool,
+    no_splitting: bool,
     /// Print where the time went (encode, prefill, questions) to stderr.
     #[arg(long, short = 'v')]
-    pub verbose: bool,
+    verbose: bool,
     #[command(flatten)]
-    pub model: ModelArgs,
+    model: ModelArgs,
 }
 
 /// How the card is written.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+enum Format {
     /// An aligned Markdown table and the verdict.
     Md,
     /// JSON following `vlm compare --schema`.
@@ -68,7 +68,7 @@ pub enum Format {
     Html,
 }
 
-pub fn run(args: CompareArgs) -> Result<()> {
+pub(crate) fn run(args: CompareArgs) -> Result<()> {
     if args.schema {
         return emit(
             &args,

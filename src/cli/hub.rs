@@ -14,22 +14,22 @@ use vlm::ModelSource;
 
 /// `vlm pull [MODEL]`
 #[derive(Args, Debug)]
-pub struct PullArgs {
+pub(crate) struct PullArgs {
     /// A registry alias with an optional variant (`smolvlm2-2.2b:q4_k_m`) or a Hugging Face
     /// repository (`owner/name[@revision]`). Default: the default model.
     #[arg(value_name = "MODEL", env = "VLM_MODEL")]
-    pub model: Option<String>,
+    model: Option<String>,
     /// Print one JSON object instead of a line of text.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
 }
 
 /// `vlm models`
 #[derive(Args, Debug)]
-pub struct ModelsArgs {
+pub(crate) struct ModelsArgs {
     /// Print a JSON array instead of a table.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
 }
 
 /// One progress bar per file, drawn on stderr only when it is a terminal.
@@ -107,7 +107,12 @@ fn hub(offline: bool) -> Result<Hub> {
 
 /// The local files of a registry model or Hub repository, downloaded when missing.
 /// `weights: false` fetches only what building the processor reads.
-pub fn fetch(model: &ModelRef, spec: &str, weights: bool, offline: bool) -> Result<ModelSource> {
+pub(crate) fn fetch(
+    model: &ModelRef,
+    spec: &str,
+    weights: bool,
+    offline: bool,
+) -> Result<ModelSource> {
     let hub = hub(offline)?;
     let need = if weights {
         Need::Everything
@@ -130,7 +135,7 @@ fn with_hint(source: vlm::Result<ModelSource>, spec: &str) -> Result<ModelSource
     }
 }
 
-pub fn pull(args: PullArgs) -> Result<()> {
+pub(crate) fn pull(args: PullArgs) -> Result<()> {
     let spec = args
         .model
         .as_deref()
@@ -174,7 +179,7 @@ pub fn pull(args: PullArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn models(args: ModelsArgs) -> Result<()> {
+pub(crate) fn models(args: ModelsArgs) -> Result<()> {
     let registry = Registry::builtin()?;
     let hub = hub(true)?;
     let mut rows = Vec::new();

@@ -12,18 +12,18 @@ use crate::cli::args::ModelArgs;
 
 /// `vlm inspect IMAGE... [PROMPT]`
 #[derive(Args, Debug)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// One or more images, then optionally the prompt (default: the `describe` question).
     #[arg(required = true, value_name = "IMAGE... [PROMPT]", num_args = 1..)]
-    pub inputs: Vec<String>,
+    inputs: Vec<String>,
     #[command(flatten)]
-    pub model: ModelArgs,
+    model: ModelArgs,
     /// Feed each image as one downscaled view instead of tiles plus a global view.
     #[arg(long)]
-    pub no_splitting: bool,
+    no_splitting: bool,
     /// Print one JSON object (the expanded prompt in full) instead of a summary.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
 }
 
 impl InspectArgs {
@@ -41,7 +41,7 @@ impl InspectArgs {
     }
 }
 
-pub fn run(args: InspectArgs) -> Result<()> {
+pub(crate) fn run(args: InspectArgs) -> Result<()> {
     let (paths, prompt) = args.split();
     if paths.is_empty() {
         bail!(

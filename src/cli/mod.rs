@@ -23,7 +23,7 @@ use clap::Parser;
 /// Run SmolVLM / SmolVLM2 vision-language models locally.
 #[derive(Parser, Debug)]
 #[command(name = "vlm", version, about, propagate_version = true)]
-pub struct Cli {
+struct Cli {
     /// Worker threads for every computation (one pool shared by vlm's and Candle's kernels).
     /// Default: RAYON_NUM_THREADS if set, otherwise the physical cores.
     #[arg(long, global = true, env = "VLM_THREADS", value_name = "N")]
@@ -59,7 +59,7 @@ enum Command {
     Models(hub::ModelsArgs),
 }
 
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     // Before anything else runs: this sizes rayon's global pool and Candle's thread counts.
     if let Err(err) = vlm::threads::init(cli.threads) {

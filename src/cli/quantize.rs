@@ -11,24 +11,24 @@ use vlm::weights::QuantType;
 
 /// `vlm quantize DIR [--out DIR] [--type TYPE] [--force]`
 #[derive(Args, Debug)]
-pub struct QuantizeArgs {
+pub(crate) struct QuantizeArgs {
     /// Hugging Face checkpoint directory (config.json, safetensors, tokenizer files).
     #[arg(value_name = "DIR")]
-    pub dir: PathBuf,
+    dir: PathBuf,
     /// Directory for the two GGUF files (default: the checkpoint directory).
     #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    out: Option<PathBuf>,
     /// Weight type: q8_0, q4_k (written as Q4_K_M), q4_0, f16 or bf16. Norms, biases and the
     /// vision embeddings stay F32; rows that do not fit the type's blocks fall back as in
     /// llama.cpp; the vision tower stays at 8 bits under 4-bit types.
     #[arg(long = "type", value_name = "TYPE", default_value = "q8_0")]
-    pub ty: String,
+    ty: String,
     /// Overwrite output files that already exist.
     #[arg(long)]
-    pub force: bool,
+    force: bool,
 }
 
-pub fn run(args: QuantizeArgs) -> Result<()> {
+pub(crate) fn run(args: QuantizeArgs) -> Result<()> {
     let ty: QuantType = args.ty.parse().map_err(|e| match e {
         vlm::Error::InvalidOption { reason, .. } => vlm::Error::InvalidOption {
             name: "type",

@@ -17,7 +17,7 @@ pub(crate) fn load(model: &ModelArgs, image_splitting: Option<bool>) -> Result<E
     Engine::load(source, opts).with_context(|| format!("loading model {}", model.spec()))
 }
 
-pub fn describe(args: DescribeArgs) -> Result<()> {
+pub(crate) fn describe(args: DescribeArgs) -> Result<()> {
     let opts = args.generate.options()?;
     let engine = load(&args.model, args.generate.image_splitting())?;
     let parts = args.video.parts(&args.images);
@@ -26,7 +26,7 @@ pub fn describe(args: DescribeArgs) -> Result<()> {
     })
 }
 
-pub fn ask(args: AskArgs) -> Result<()> {
+pub(crate) fn ask(args: AskArgs) -> Result<()> {
     let mut opts = args.generate.options()?;
     if let Some(path) = &args.schema {
         opts.constraint = Some(vlm::Constraint::json_schema(read_schema(path)?));

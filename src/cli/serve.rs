@@ -10,60 +10,60 @@ use clap::Args;
 use super::args::ModelArgs;
 
 #[derive(Args, Debug)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     #[command(flatten)]
-    pub model: ModelArgs,
+    model: ModelArgs,
     /// Address to listen on. Anything but loopback exposes the model to the network: set
     /// --api-key then.
     #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
-    pub host: IpAddr,
+    host: IpAddr,
     /// Port to listen on (0 picks a free one; the address is printed on stderr).
     #[arg(long, default_value_t = 8080)]
-    pub port: u16,
+    port: u16,
     /// The name clients give as `model` (default: the model's alias, directory or file name).
     #[arg(long, value_name = "NAME")]
-    pub served_model_name: Option<String>,
+    served_model_name: Option<String>,
     /// Require `Authorization: Bearer <KEY>` on every route but /health.
     #[arg(long, env = "VLM_API_KEY", value_name = "KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    api_key: Option<String>,
     /// Fetch http(s):// image URLs (size cap --max-image-bytes, timeout --remote-timeout).
     #[arg(long)]
-    pub allow_remote_images: bool,
+    allow_remote_images: bool,
     /// Accept file:// URLs and paths naming images inside DIR (nothing outside it, whether by
     /// `..` or by a symbolic link).
     #[arg(long, value_name = "DIR")]
-    pub allow_local_files: Option<PathBuf>,
+    allow_local_files: Option<PathBuf>,
     /// Generations that run at once.
     #[arg(long, default_value_t = 1, value_name = "N")]
-    pub max_concurrent: usize,
+    max_concurrent: usize,
     /// Requests that may wait for a generation slot; past that, new ones get 503 with
     /// Retry-After.
     #[arg(long, default_value_t = 16, value_name = "N")]
-    pub queue: usize,
+    queue: usize,
     /// Largest request body in bytes (images in data: URLs count).
     #[arg(long, default_value_t = 32 << 20, value_name = "BYTES")]
-    pub body_limit: usize,
+    body_limit: usize,
     /// Most tokens one request may generate (also the default when it names none).
     #[arg(long, default_value_t = 1024, value_name = "N")]
-    pub max_tokens_cap: usize,
+    max_tokens_cap: usize,
     /// Most images in one request or job.
     #[arg(long, default_value_t = 16, value_name = "N")]
-    pub max_images: usize,
+    max_images: usize,
     /// Largest image in bytes, from any source.
     #[arg(long, default_value_t = 20 << 20, value_name = "BYTES")]
-    pub max_image_bytes: usize,
+    max_image_bytes: usize,
     /// Time limit of a remote image fetch, in seconds.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
-    pub remote_timeout: u64,
+    remote_timeout: u64,
     /// Where jobs and cached image embeddings are kept (default: ~/.cache/vlm/server).
     #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
     /// Hours a finished job's result is kept.
     #[arg(long, default_value_t = 24.0, value_name = "HOURS")]
-    pub job_ttl_hours: f64,
+    job_ttl_hours: f64,
     /// Do not keep image embeddings between requests.
     #[arg(long)]
-    pub no_embedding_cache: bool,
+    no_embedding_cache: bool,
 }
 
 impl ServeArgs {
@@ -115,7 +115,7 @@ impl ServeArgs {
     }
 }
 
-pub fn run(args: ServeArgs) -> Result<()> {
+pub(crate) fn run(args: ServeArgs) -> Result<()> {
     let opts = args.options()?;
     let engine = super::run::load(&args.model, None)?;
     let id = opts.model_id.clone();

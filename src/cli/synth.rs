@@ -12,22 +12,22 @@ use vlm::weights::QuantType;
 
 /// `vlm synth --preset PRESET --out DIR [--quant TYPE]`
 #[derive(Args, Debug)]
-pub struct SynthArgs {
+pub(crate) struct SynthArgs {
     /// Architecture: 256m, 500m, 2.2b (SmolVLM2), or tiny (a few MB, for smoke tests). The
     /// weights are the ones `--synthetic PRESET` builds in memory (fixed seed). Memory while
     /// writing: about 1 GB (256m), 2 GB (500m), 9 GB (2.2b).
     #[arg(long, value_name = "PRESET")]
-    pub preset: Preset,
+    preset: Preset,
     /// Output directory; it must not exist yet or be empty (nothing is overwritten).
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    out: PathBuf,
     /// Write a llama.cpp GGUF pair (text model + mmproj) quantized to this type instead of
     /// model.safetensors: q8_0, q4_k, q4_0, f16 or bf16 (the `vlm quantize` policy).
     #[arg(long, value_name = "TYPE")]
-    pub quant: Option<String>,
+    quant: Option<String>,
 }
 
-pub fn run(args: SynthArgs) -> Result<()> {
+pub(crate) fn run(args: SynthArgs) -> Result<()> {
     let quant = match &args.quant {
         Some(q) => Some(q.parse::<QuantType>()?),
         None => None,

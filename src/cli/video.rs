@@ -8,21 +8,21 @@ use vlm::{Content, ImageInput, VideoInput};
 
 /// How videos are sampled.
 #[derive(Args, Debug, Clone, Default)]
-pub struct VideoArgs {
+pub(crate) struct VideoArgs {
     /// For a video file or animation: frames to sample per second (default: the model's
     /// `video_sampling.fps`, 1). For a directory of frames: the rate the frames were taken at
     /// (default 1), which gives their timestamps.
     #[arg(long, value_name = "FPS")]
-    pub fps: Option<f64>,
+    fps: Option<f64>,
     /// Most frames to sample from a video (default: the model's `video_sampling.max_frames`,
     /// 64).
     #[arg(long, value_name = "N")]
-    pub max_frames: Option<usize>,
+    max_frames: Option<usize>,
 }
 
 impl VideoArgs {
     /// The video `path` names, with these options.
-    pub fn input(&self, path: &Path) -> VideoInput {
+    fn input(&self, path: &Path) -> VideoInput {
         let mut video = VideoInput::path(path);
         if let Some(fps) = self.fps {
             video = if path.is_dir() {
@@ -40,7 +40,7 @@ impl VideoArgs {
     /// One message part per path: a video for a directory, an MP4/MOV file or an animated
     /// GIF/PNG/WebP, an image otherwise. Files of a frame directory that are not frames are
     /// named in a warning on stderr.
-    pub fn parts(&self, paths: &[PathBuf]) -> Vec<Content> {
+    pub(crate) fn parts(&self, paths: &[PathBuf]) -> Vec<Content> {
         paths
             .iter()
             .map(|p| {

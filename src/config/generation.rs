@@ -8,23 +8,23 @@ use crate::error::{Error, Result};
 
 /// What the checkpoint says about generation. Every field is optional in the file.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct GenerationConfig {
+pub(crate) struct GenerationConfig {
     /// Token ids that end generation.
-    pub eos_token_ids: Vec<u32>,
+    pub(crate) eos_token_ids: Vec<u32>,
     /// Padding id.
-    pub pad_token_id: Option<u32>,
+    pub(crate) pad_token_id: Option<u32>,
     /// Whether the checkpoint samples by default (greedy otherwise).
-    pub do_sample: bool,
+    pub(crate) do_sample: bool,
     /// Default temperature.
-    pub temperature: Option<f32>,
+    pub(crate) temperature: Option<f32>,
     /// Default top-k.
-    pub top_k: Option<usize>,
+    pub(crate) top_k: Option<usize>,
     /// Default top-p.
-    pub top_p: Option<f32>,
+    pub(crate) top_p: Option<f32>,
     /// Default repetition penalty.
-    pub repetition_penalty: Option<f32>,
+    pub(crate) repetition_penalty: Option<f32>,
     /// Default number of new tokens.
-    pub max_new_tokens: Option<usize>,
+    pub(crate) max_new_tokens: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -48,7 +48,7 @@ struct RawGeneration {
 
 impl GenerationConfig {
     /// Parses `generation_config.json` text. `path` is only used in error messages.
-    pub fn parse(json: &str, path: &Path) -> Result<Self> {
+    pub(crate) fn parse(json: &str, path: &Path) -> Result<Self> {
         let raw: RawGeneration = serde_json::from_str(json).map_err(|e| Error::InvalidConfig {
             path: path.to_path_buf(),
             problem: format!("not a valid generation config: {e}"),

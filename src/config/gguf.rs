@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::weights::gguf::{GgufFile, Value};
 
 /// The SmolVLM chat template (with the video branch), for GGUF files that carry none.
-pub const SMOLVLM_CHAT_TEMPLATE: &str = "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
+const SMOLVLM_CHAT_TEMPLATE: &str = "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
 
 fn bad(file: &GgufFile, problem: String) -> Error {
     Error::WeightFile {
@@ -22,7 +22,7 @@ fn bad(file: &GgufFile, problem: String) -> Error {
 }
 
 /// Checks a text GGUF is a llama-architecture model and not something else.
-pub fn check_text_file(file: &GgufFile) -> Result<()> {
+pub(crate) fn check_text_file(file: &GgufFile) -> Result<()> {
     let arch = file.str("general.architecture")?;
     if arch == "clip" {
         return Err(bad(
@@ -40,7 +40,7 @@ pub fn check_text_file(file: &GgufFile) -> Result<()> {
 }
 
 /// Checks an mmproj GGUF is an Idefics3/SmolVLM projector.
-pub fn check_mmproj_file(file: &GgufFile) -> Result<()> {
+fn check_mmproj_file(file: &GgufFile) -> Result<()> {
     let arch = file.str("general.architecture")?;
     if arch != "clip" {
         return Err(bad(
@@ -190,7 +190,7 @@ fn preprocessor(file: &GgufFile, vision: &VisionConfig) -> Result<PreprocessorCo
 
 /// Builds the configuration of a GGUF pair. `token_id` resolves token strings in the GGUF's
 /// vocabulary; `token` resolves ids back to strings.
-pub fn checkpoint_config(
+pub(crate) fn checkpoint_config(
     text: &GgufFile,
     mmproj: Option<&GgufFile>,
     token_id: &dyn Fn(&str) -> Option<u32>,
@@ -274,7 +274,7 @@ pub fn checkpoint_config(
 
 /// Checks that a GGUF pair and a checkpoint's `config.json` describe the same model, so that
 /// JSON files from one repository can drive weights from another.
-pub fn check_same_model(
+pub(crate) fn check_same_model(
     text: &GgufFile,
     mmproj: Option<&GgufFile>,
     model: &ModelConfig,

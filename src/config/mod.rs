@@ -2,18 +2,18 @@
 //!
 //! Each file is read once here; everything downstream takes resolved, typed values.
 
-pub mod generation;
-pub mod gguf;
-pub mod model;
-pub mod preprocessor;
-pub mod tokenizer;
+mod generation;
+pub(crate) mod gguf;
+mod model;
+mod preprocessor;
+mod tokenizer;
 
 use std::path::Path;
 
-pub use generation::GenerationConfig;
-pub use model::{Activation, Family, ModelConfig, TextConfig, VisionConfig};
-pub use preprocessor::{PreprocessorConfig, ProcessorConfig};
-pub use tokenizer::{SpecialTokenNames, TokenizerConfig};
+use generation::GenerationConfig;
+pub(crate) use model::{Activation, Family, ModelConfig, TextConfig, VisionConfig};
+use preprocessor::{PreprocessorConfig, ProcessorConfig};
+pub(crate) use tokenizer::{SpecialTokenNames, TokenizerConfig};
 
 use crate::error::{read_text, Error, Result};
 
@@ -26,14 +26,14 @@ pub struct CheckpointConfig {
     /// `preprocessor_config.json` (none for text-only models).
     pub preprocessor: Option<PreprocessorConfig>,
     /// Image tokens per tile, checked against the geometry.
-    pub image_seq_len: usize,
+    pub(crate) image_seq_len: usize,
     /// `generation_config.json` (defaults when absent).
-    pub generation: GenerationConfig,
+    pub(crate) generation: GenerationConfig,
     /// `tokenizer_config.json` (defaults when absent).
-    pub tokenizer: TokenizerConfig,
+    pub(crate) tokenizer: TokenizerConfig,
     /// The chat template, from `chat_template.jinja`, `chat_template.json` or
     /// `tokenizer_config.json`, in that order.
-    pub chat_template: String,
+    pub(crate) chat_template: String,
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>> {
@@ -46,13 +46,13 @@ fn read_optional(path: &Path) -> Result<Option<String>> {
 
 impl CheckpointConfig {
     /// Reads and cross-checks the configuration files of a checkpoint directory.
-    pub fn from_dir(dir: &Path) -> Result<Self> {
+    pub(crate) fn from_dir(dir: &Path) -> Result<Self> {
         Self::read(dir, &|name| read_optional(&dir.join(name)))
     }
 
     /// Cross-checks configuration files held in memory, as (file name, contents) pairs
     /// (a synthetic checkpoint's); errors name `origin/<file>`.
-    pub fn from_memory(origin: &Path, files: &[(&str, &str)]) -> Result<Self> {
+    pub(crate) fn from_memory(origin: &Path, files: &[(&str, &str)]) -> Result<Self> {
         Self::read(origin, &|name| {
             Ok(files
                 .iter()

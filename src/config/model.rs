@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 /// The two share weights, module names and math; they differ in their processor
 /// (SmolVLM adds video) and in the id conventions of their tokenizers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
+pub(crate) enum Family {
     /// `model_type: "smolvlm"` (SmolVLM2 checkpoints).
     SmolVlm,
     /// `model_type: "idefics3"` (SmolVLM v1 checkpoints).
@@ -21,7 +21,7 @@ pub enum Family {
 
 /// Activation function of a feed-forward block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
+pub(crate) enum Activation {
     /// tanh-approximated GELU (`gelu_pytorch_tanh`, `gelu_new`).
     GeluTanh,
     /// exact (erf) GELU (`gelu`).
@@ -48,23 +48,23 @@ impl Activation {
 #[derive(Debug, Clone, PartialEq)]
 pub struct VisionConfig {
     /// Width of the tower, `D_v`.
-    pub hidden_size: usize,
+    pub(crate) hidden_size: usize,
     /// Width of the MLP.
-    pub intermediate_size: usize,
+    pub(crate) intermediate_size: usize,
     /// Number of encoder layers.
-    pub num_hidden_layers: usize,
+    pub(crate) num_hidden_layers: usize,
     /// Number of attention heads.
-    pub num_attention_heads: usize,
+    pub(crate) num_attention_heads: usize,
     /// Input channels (3).
-    pub num_channels: usize,
+    pub(crate) num_channels: usize,
     /// Tile side in pixels, `M`.
-    pub image_size: usize,
+    pub(crate) image_size: usize,
     /// Patch side in pixels, `p`.
-    pub patch_size: usize,
+    pub(crate) patch_size: usize,
     /// MLP activation.
-    pub hidden_act: Activation,
+    pub(crate) hidden_act: Activation,
     /// LayerNorm epsilon.
-    pub layer_norm_eps: f64,
+    pub(crate) layer_norm_eps: f64,
 }
 
 impl VisionConfig {
@@ -74,58 +74,58 @@ impl VisionConfig {
     }
 
     /// Width of one attention head.
-    pub fn head_dim(&self) -> usize {
+    pub(crate) fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
     }
 }
 
 /// The Llama text decoder.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TextConfig {
+pub(crate) struct TextConfig {
     /// Vocabulary size (rows of the embedding matrix).
-    pub vocab_size: usize,
+    pub(crate) vocab_size: usize,
     /// Width of the decoder, `D_t`.
-    pub hidden_size: usize,
+    pub(crate) hidden_size: usize,
     /// Width of the gated MLP.
-    pub intermediate_size: usize,
+    pub(crate) intermediate_size: usize,
     /// Number of decoder layers.
-    pub num_hidden_layers: usize,
+    pub(crate) num_hidden_layers: usize,
     /// Number of query heads.
-    pub num_attention_heads: usize,
+    pub(crate) num_attention_heads: usize,
     /// Number of key/value heads (GQA when smaller than the query heads).
-    pub num_key_value_heads: usize,
+    pub(crate) num_key_value_heads: usize,
     /// Width of one attention head.
-    pub head_dim: usize,
+    pub(crate) head_dim: usize,
     /// RMSNorm epsilon.
-    pub rms_norm_eps: f64,
+    pub(crate) rms_norm_eps: f64,
     /// RoPE base.
-    pub rope_theta: f64,
+    pub(crate) rope_theta: f64,
     /// Context window.
-    pub max_position_embeddings: usize,
+    pub(crate) max_position_embeddings: usize,
     /// MLP activation.
-    pub hidden_act: Activation,
+    pub(crate) hidden_act: Activation,
 }
 
 /// Everything `config.json` says, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
     /// Class family.
-    pub family: Family,
+    pub(crate) family: Family,
     /// Token id whose positions receive image features.
     pub image_token_id: u32,
     /// Pixel-shuffle factor `s` of the connector.
-    pub scale_factor: usize,
+    pub(crate) scale_factor: usize,
     /// Whether `lm_head` shares the token embedding matrix.
-    pub tie_word_embeddings: bool,
+    pub(crate) tie_word_embeddings: bool,
     /// Vision tower (absent for text-only checkpoints such as a lone text GGUF).
     pub vision: Option<VisionConfig>,
     /// Text decoder.
-    pub text: TextConfig,
+    pub(crate) text: TextConfig,
 }
 
 impl ModelConfig {
     /// Image tokens per tile: `(M/p)² / s²` (0 without a vision tower).
-    pub fn image_seq_len(&self) -> usize {
+    pub(crate) fn image_seq_len(&self) -> usize {
         self.vision.as_ref().map_or(0, |v| {
             let n = v.patches_per_side();
             (n * n) / (self.scale_factor * self.scale_factor)
@@ -133,7 +133,7 @@ impl ModelConfig {
     }
 
     /// Parses `config.json` text. `path` is only used in error messages.
-    pub fn parse(json: &str, path: &Path) -> Result<Self> {
+    pub(crate) fn parse(json: &str, path: &Path) -> Result<Self> {
         let invalid = |problem: String| Error::InvalidConfig {
             path: path.to_path_buf(),
             problem,
@@ -178,7 +178,7 @@ impl ModelConfig {
     }
 
     /// Checks that the numbers describe a model that can run; the message names the key.
-    pub fn check(&self) -> std::result::Result<(), String> {
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
         let t = &self.text;
         let positive = [
             ("text_config.hidden_size", t.hidden_size),

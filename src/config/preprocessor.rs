@@ -11,45 +11,45 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreprocessorConfig {
     /// Convert every image to RGB (alpha composited on white).
-    pub do_convert_rgb: bool,
+    pub(crate) do_convert_rgb: bool,
     /// Resize the longest edge to [`Self::longest_edge`] first.
-    pub do_resize: bool,
+    pub(crate) do_resize: bool,
     /// Target of the first resize, `size.longest_edge`.
     pub longest_edge: u32,
     /// Tile side, `max_image_size.longest_edge`; must equal the vision tower's `image_size`.
     pub tile_size: u32,
     /// Cut the image into tiles plus a global view.
-    pub do_image_splitting: bool,
+    pub(crate) do_image_splitting: bool,
     /// Multiply u8 values by [`Self::rescale_factor`].
-    pub do_rescale: bool,
+    pub(crate) do_rescale: bool,
     /// Usually 1/255.
-    pub rescale_factor: f64,
+    pub(crate) rescale_factor: f64,
     /// Apply `(x - mean) / std`.
-    pub do_normalize: bool,
+    pub(crate) do_normalize: bool,
     /// Per-channel mean.
-    pub image_mean: [f32; 3],
+    pub(crate) image_mean: [f32; 3],
     /// Per-channel standard deviation.
-    pub image_std: [f32; 3],
+    pub(crate) image_std: [f32; 3],
     /// PIL resampling filter id (1 = LANCZOS, the only one supported).
-    pub resample: u32,
+    pub(crate) resample: u32,
     /// Video sampling settings (SmolVLM2 only).
-    pub video_sampling: Option<VideoSampling>,
+    pub(crate) video_sampling: Option<VideoSampling>,
 }
 
 /// `video_sampling` of a SmolVLM2 preprocessor config.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct VideoSampling {
+pub(crate) struct VideoSampling {
     /// Frames per second to sample.
     #[serde(default)]
-    pub fps: Option<f64>,
+    pub(crate) fps: Option<f64>,
     /// Cap on the number of frames.
     #[serde(default)]
-    pub max_frames: Option<usize>,
+    pub(crate) max_frames: Option<usize>,
 }
 
 impl PreprocessorConfig {
     /// Parses `preprocessor_config.json` text. `path` is only used in error messages.
-    pub fn parse(json: &str, path: &Path) -> Result<Self> {
+    pub(crate) fn parse(json: &str, path: &Path) -> Result<Self> {
         let invalid = |problem: String| Error::InvalidConfig {
             path: path.to_path_buf(),
             problem,
@@ -141,15 +141,15 @@ struct RawPreprocessor {
 
 /// `processor_config.json`: the declared number of tokens per tile.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ProcessorConfig {
+pub(crate) struct ProcessorConfig {
     /// Image tokens per tile, when declared.
     #[serde(default)]
-    pub image_seq_len: Option<usize>,
+    pub(crate) image_seq_len: Option<usize>,
 }
 
 impl ProcessorConfig {
     /// Parses `processor_config.json` text. `path` is only used in error messages.
-    pub fn parse(json: &str, path: &Path) -> Result<Self> {
+    pub(crate) fn parse(json: &str, path: &Path) -> Result<Self> {
         serde_json::from_str(json).map_err(|e| Error::InvalidConfig {
             path: path.to_path_buf(),
             problem: format!("not a valid processor config: {e}"),

@@ -11,15 +11,15 @@ use crate::error::{Error, Result};
 /// Names of the special tokens the processor writes into prompts. They are looked up in the
 /// tokenizer by name, never by number.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpecialTokenNames {
+pub(crate) struct SpecialTokenNames {
     /// Marks image-feature slots (`<image>`).
-    pub image: String,
+    pub(crate) image: String,
     /// Wraps each image (`<fake_token_around_image>`).
-    pub fake_image: String,
+    pub(crate) fake_image: String,
     /// Precedes the global view (`<global-img>`).
-    pub global_image: String,
+    pub(crate) global_image: String,
     /// Ends a turn (`<end_of_utterance>`).
-    pub end_of_utterance: String,
+    pub(crate) end_of_utterance: String,
 }
 
 impl Default for SpecialTokenNames {
@@ -36,20 +36,20 @@ impl Default for SpecialTokenNames {
 
 /// What `tokenizer_config.json` contributes.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct TokenizerConfig {
+pub(crate) struct TokenizerConfig {
     /// A chat template stored in the tokenizer config, if any.
-    pub chat_template: Option<String>,
+    pub(crate) chat_template: Option<String>,
     /// Processor token names (from `extra_special_tokens`, else the defaults).
-    pub special: SpecialTokenNames,
+    pub(crate) special: SpecialTokenNames,
     /// The declared end-of-sequence token, if any.
-    pub eos_token: Option<String>,
+    pub(crate) eos_token: Option<String>,
     /// The declared beginning-of-sequence token, if any.
-    pub bos_token: Option<String>,
+    pub(crate) bos_token: Option<String>,
 }
 
 impl TokenizerConfig {
     /// Parses `tokenizer_config.json` text. `path` is only used in error messages.
-    pub fn parse(json: &str, path: &Path) -> Result<Self> {
+    pub(crate) fn parse(json: &str, path: &Path) -> Result<Self> {
         let invalid = |problem: String| Error::InvalidConfig {
             path: path.to_path_buf(),
             problem,
@@ -115,7 +115,7 @@ fn template_from_value(v: &Value) -> std::result::Result<String, String> {
 }
 
 /// Parses `chat_template.json` (`{"chat_template": "..."}`).
-pub fn parse_chat_template_json(json: &str, path: &Path) -> Result<String> {
+pub(crate) fn parse_chat_template_json(json: &str, path: &Path) -> Result<String> {
     #[derive(Deserialize)]
     struct Raw {
         chat_template: Value,

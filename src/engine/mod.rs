@@ -58,17 +58,17 @@ pub struct ModelInfo {
 }
 
 pub(crate) struct EngineInner {
-    pub model: SmolVlm,
-    pub processor: Processor,
+    pub(crate) model: SmolVlm,
+    pub(crate) processor: Processor,
     /// What sessions start with ([`EngineOptions::processor`]).
-    pub processor_options: ProcessorOptions,
-    pub config: CheckpointConfig,
-    pub eos_ids: Vec<u32>,
-    pub context_length: usize,
-    pub info: ModelInfo,
+    processor_options: ProcessorOptions,
+    config: CheckpointConfig,
+    pub(crate) eos_ids: Vec<u32>,
+    pub(crate) context_length: usize,
+    info: ModelInfo,
     /// Built on the first constrained generation; the error text when the vocabulary cannot
     /// be indexed.
-    pub constraints: OnceLock<std::result::Result<Arc<ConstraintCompiler>, String>>,
+    constraints: OnceLock<std::result::Result<Arc<ConstraintCompiler>, String>>,
 }
 
 /// A loaded model. Cheap to clone; `Send + Sync`: load it once and share it between threads,
@@ -135,7 +135,7 @@ impl Engine {
         &self.inner.eos_ids
     }
     /// The constraint compiler for this model's vocabulary (built once, on first use).
-    pub fn constraint_compiler(&self) -> Result<Arc<ConstraintCompiler>> {
+    pub(crate) fn constraint_compiler(&self) -> Result<Arc<ConstraintCompiler>> {
         let built = self.inner.constraints.get_or_init(|| {
             ConstraintCompiler::new(
                 self.inner.processor.tokenizer(),

@@ -67,7 +67,7 @@ impl Engine {
     }
 
     /// Runs the vision tower and connector on a preprocessed video's frames.
-    pub fn encode_video(&self, video: &PreparedVideo) -> Result<VideoEmbedding> {
+    fn encode_video(&self, video: &PreparedVideo) -> Result<VideoEmbedding> {
         let pixels = pixels_tensor(&video.pixels, self.inner.model.device())?;
         let features = self.inner.model.encode_images(&pixels, None)?;
         VideoEmbedding::new(

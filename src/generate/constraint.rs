@@ -1,8 +1,8 @@
 //! Constraint (JSON schema, regex, choice or Lark grammar) → a mask of the tokens allowed at
 //! each decode step, computed by llguidance over the model's own vocabulary.
 //!
-//! The decode loop asks [`ConstraintState::mask`] before sampling, feeds the sampled token to
-//! [`ConstraintState::accept`], and stops once [`ConstraintState::is_complete`] says nothing but
+//! The decode loop asks `ConstraintState::mask` before sampling, feeds the sampled token to
+//! `ConstraintState::accept`, and stops once `ConstraintState::is_complete` says nothing but
 //! an end-of-sequence token could follow.
 
 use std::sync::Arc;
@@ -95,7 +95,7 @@ fn invalid(reason: impl Into<String>) -> Error {
 
 /// Compiles constraints against one model's vocabulary. Building it walks the whole
 /// vocabulary once, so an engine keeps one.
-pub struct ConstraintCompiler {
+pub(crate) struct ConstraintCompiler {
     factory: ParserFactory,
     eos_ids: Vec<TokenId>,
 }
@@ -103,7 +103,7 @@ pub struct ConstraintCompiler {
 impl ConstraintCompiler {
     /// A compiler for `tokenizer`'s vocabulary, padded to `n_logits` entries (the model's output
     /// size). `eos_ids` end generation and are allowed once the grammar is complete.
-    pub fn new(tokenizer: &TextTokenizer, eos_ids: &[u32], n_logits: usize) -> Result<Self> {
+    pub(crate) fn new(tokenizer: &TextTokenizer, eos_ids: &[u32], n_logits: usize) -> Result<Self> {
         let env = VocabEnv::new(tokenizer, eos_ids, n_logits)?;
         let eos_ids = env.trie.eos_tokens().to_vec();
         let env: TokEnv = Arc::new(env);
@@ -115,7 +115,7 @@ impl ConstraintCompiler {
     }
 
     /// A fresh matcher for one generation under `constraint`.
-    pub fn start(&self, constraint: &Constraint) -> Result<ConstraintState> {
+    pub(crate) fn start(&self, constraint: &Constraint) -> Result<ConstraintState> {
         let parser = self
             .factory
             .create_parser(constraint.grammar()?)
@@ -133,7 +133,7 @@ impl ConstraintCompiler {
 }
 
 /// One generation's position in the grammar.
-pub struct ConstraintState {
+pub(crate) struct ConstraintState {
     matcher: Matcher,
     /// The mask of the current position, once computed.
     allowed: Option<SimpleVob>,
@@ -161,7 +161,7 @@ impl ConstraintState {
     }
 
     /// Sets every logit the grammar forbids at this step to −∞.
-    pub fn mask(&mut self, logits: &mut [f32]) -> Result<()> {
+    pub(crate) fn mask(&mut self, logits: &mut [f32]) -> Result<()> {
         let allowed = self.allowed()?;
         for (i, l) in logits.iter_mut().enumerate() {
             if i >= allowed.len() || !allowed.is_allowed(i as TokenId) {
@@ -172,7 +172,7 @@ impl ConstraintState {
     }
 
     /// Advances the grammar past a sampled token.
-    pub fn accept(&mut self, id: u32) -> Result<()> {
+    pub(crate) fn accept(&mut self, id: u32) -> Result<()> {
         self.allowed = None;
         self.matcher
             .consume_token(id)
@@ -180,7 +180,7 @@ impl ConstraintState {
     }
 
     /// Whether the grammar is finished: nothing but an end-of-sequence token may follow.
-    pub fn is_complete(&mut self) -> Result<bool> {
+    pub(crate) fn is_complete(&mut self) -> Result<bool> {
         if self.matcher.is_stopped() {
             return Ok(true);
         }

@@ -49,7 +49,7 @@ impl<'a> Detokenizer<'a> {
     }
 
     /// Text released so far.
-    pub fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         &self.text
     }
 

@@ -3,7 +3,7 @@
 //! constraints and the UTF-8-safe detokenizer each have their own file.
 
 pub mod constraint;
-pub mod detokenize;
+mod detokenize;
 mod events;
 mod options;
 mod outcome;
@@ -17,7 +17,8 @@ pub use detokenize::Detokenizer;
 pub use events::{CancelToken, Event, LoadStage, Progress};
 pub use options::GenerateOptions;
 pub use outcome::{FinishReason, Generation, Timings, Usage};
-pub use sampler::{Sampler, Sampling};
+pub(crate) use sampler::Sampler;
+pub use sampler::Sampling;
 
 use crate::error::Result;
 
@@ -26,23 +27,23 @@ pub(crate) type Step<'s> = dyn FnMut(u32) -> Result<Vec<f32>> + 's;
 
 /// What the decode loop needs to know besides the options.
 pub(crate) struct LoopInput<'a> {
-    pub first_logits: Vec<f32>,
-    pub context: Vec<u32>,
-    pub eos_ids: &'a [u32],
+    pub(crate) first_logits: Vec<f32>,
+    pub(crate) context: Vec<u32>,
+    pub(crate) eos_ids: &'a [u32],
     /// Room left in the context window for generated tokens.
-    pub room: usize,
+    pub(crate) room: usize,
     /// The grammar the tokens must follow, if any.
-    pub constraint: Option<constraint::ConstraintState>,
+    pub(crate) constraint: Option<constraint::ConstraintState>,
 }
 
 /// What the decode loop produced.
 pub(crate) struct LoopOutput {
-    pub text: String,
-    pub token_ids: Vec<u32>,
+    pub(crate) text: String,
+    pub(crate) token_ids: Vec<u32>,
     /// Tokens fed back into the model (their keys/values are in the cache).
-    pub fed: Vec<u32>,
-    pub finish: FinishReason,
-    pub decode_time: Duration,
+    pub(crate) fed: Vec<u32>,
+    pub(crate) finish: FinishReason,
+    pub(crate) decode_time: Duration,
 }
 
 /// The decode loop: sample, report, stop or feed back.

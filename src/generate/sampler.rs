@@ -68,7 +68,7 @@ impl Sampling {
 }
 
 /// Chooses tokens; holds the random state of one generation.
-pub struct Sampler {
+pub(crate) struct Sampler {
     sampling: Sampling,
     repetition_penalty: f32,
     rng: StdRng,
@@ -76,7 +76,7 @@ pub struct Sampler {
 
 impl Sampler {
     /// A sampler seeded with `seed` (the same seed gives the same tokens).
-    pub fn new(sampling: Sampling, repetition_penalty: f32, seed: u64) -> Result<Self> {
+    pub(crate) fn new(sampling: Sampling, repetition_penalty: f32, seed: u64) -> Result<Self> {
         sampling.validate()?;
         if !(repetition_penalty.is_finite() && repetition_penalty > 0.0) {
             return Err(Error::InvalidOption {
@@ -92,7 +92,7 @@ impl Sampler {
     }
 
     /// Picks the next token from `logits`; `context` are the ids seen so far (for the penalty).
-    pub fn sample(&mut self, logits: &mut [f32], context: &[u32]) -> u32 {
+    pub(crate) fn sample(&mut self, logits: &mut [f32], context: &[u32]) -> u32 {
         if self.repetition_penalty != 1.0 {
             apply_repetition_penalty(logits, context, self.repetition_penalty);
         }
@@ -173,7 +173,7 @@ pub fn argmax(logits: &[f32]) -> u32 {
 
 /// CTRL-style penalty as transformers applies it: positive logits of seen tokens are divided
 /// by the penalty, negative ones multiplied.
-pub fn apply_repetition_penalty(logits: &mut [f32], context: &[u32], penalty: f32) {
+fn apply_repetition_penalty(logits: &mut [f32], context: &[u32], penalty: f32) {
     let mut seen = vec![false; logits.len()];
     for id in context {
         if let Some(s) = seen.get_mut(*id as usize) {

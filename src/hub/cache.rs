@@ -20,7 +20,7 @@ pub(crate) struct RepoCache {
 }
 
 impl RepoCache {
-    pub fn new(cache_dir: &Path, repo: &str) -> Self {
+    pub(crate) fn new(cache_dir: &Path, repo: &str) -> Self {
         let folder = hf_hub::Repo::model(repo.to_string()).folder_name();
         RepoCache {
             root: cache_dir.join(folder),
@@ -31,7 +31,7 @@ impl RepoCache {
 
     /// The commit `revision` points at in the cache: the revision itself when a snapshot has
     /// its name, otherwise what `refs/<revision>` says.
-    pub fn commit(&self, revision: &str) -> Option<String> {
+    pub(crate) fn commit(&self, revision: &str) -> Option<String> {
         if is_safe_component(revision) && self.snapshot(revision).is_dir() {
             return Some(revision.to_string());
         }
@@ -40,21 +40,21 @@ impl RepoCache {
         is_safe_component(commit).then(|| commit.to_string())
     }
 
-    pub fn snapshot(&self, commit: &str) -> PathBuf {
+    pub(crate) fn snapshot(&self, commit: &str) -> PathBuf {
         self.root.join("snapshots").join(commit)
     }
 
-    pub fn pointer(&self, commit: &str, file: &str) -> PathBuf {
+    fn pointer(&self, commit: &str, file: &str) -> PathBuf {
         file.split('/')
             .fold(self.snapshot(commit), |path, part| path.join(part))
     }
 
-    pub fn blob(&self, etag: &str) -> PathBuf {
+    pub(crate) fn blob(&self, etag: &str) -> PathBuf {
         self.root.join("blobs").join(etag)
     }
 
     /// The cached file, if the snapshot has it (and, for links, its blob exists).
-    pub fn file(&self, commit: &str, file: &str) -> Option<PathBuf> {
+    pub(crate) fn file(&self, commit: &str, file: &str) -> Option<PathBuf> {
         let path = self.pointer(commit, file);
         path.is_file().then_some(path)
     }
@@ -67,11 +67,11 @@ impl RepoCache {
     }
 
     /// Whether an earlier request found that the repository lacks `file` at `commit`.
-    pub fn known_absent(&self, commit: &str, file: &str) -> bool {
+    pub(crate) fn known_absent(&self, commit: &str, file: &str) -> bool {
         self.no_exist(commit, file).exists()
     }
 
-    pub fn mark_absent(&self, commit: &str, file: &str) -> std::io::Result<()> {
+    pub(crate) fn mark_absent(&self, commit: &str, file: &str) -> std::io::Result<()> {
         let marker = self.no_exist(commit, file);
         if let Some(parent) = marker.parent() {
             fs::create_dir_all(parent)?;
@@ -80,7 +80,7 @@ impl RepoCache {
     }
 
     /// Points `refs/<revision>` at `commit`.
-    pub fn set_ref(&self, revision: &str, commit: &str) -> std::io::Result<()> {
+    pub(crate) fn set_ref(&self, revision: &str, commit: &str) -> std::io::Result<()> {
         let repo = hf_hub::Repo::with_revision(
             self.repo.clone(),
             hf_hub::RepoType::Model,
@@ -93,7 +93,7 @@ impl RepoCache {
 
     /// Makes `pointer` (in a snapshot) refer to `blob`: a relative symlink where the platform
     /// allows one, as the Python library does, and a copy otherwise.
-    pub fn link(&self, blob: &Path, commit: &str, file: &str) -> std::io::Result<PathBuf> {
+    pub(crate) fn link(&self, blob: &Path, commit: &str, file: &str) -> std::io::Result<PathBuf> {
         let pointer = self.pointer(commit, file);
         if let Some(parent) = pointer.parent() {
             fs::create_dir_all(parent)?;
@@ -117,7 +117,7 @@ impl RepoCache {
     }
 
     /// Removes a cached file: its snapshot entry and the blob behind it.
-    pub fn remove(&self, pointer: &Path) {
+    pub(crate) fn remove(&self, pointer: &Path) {
         if let (Ok(blob), Ok(root)) = (fs::canonicalize(pointer), fs::canonicalize(&self.root)) {
             if blob.starts_with(root) {
                 let _ = fs::remove_file(blob);
@@ -127,7 +127,7 @@ impl RepoCache {
     }
 
     /// Files of a cached snapshot, as repository paths.
-    pub fn list(&self, commit: &str) -> Vec<String> {
+    pub(crate) fn list(&self, commit: &str) -> Vec<String> {
         let mut out = Vec::new();
         let root = self.snapshot(commit);
         let mut stack = vec![root.clone()];

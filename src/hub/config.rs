@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 /// The public Hub.
-pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
 /// Where and how to reach the Hub, and where its files are cached.
 #[derive(Debug, Clone, PartialEq, Eq)]

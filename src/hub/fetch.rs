@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::registry::RemoteFile;
 
 pub(super) struct Fetched {
-    pub dir: PathBuf,
-    pub paths: Vec<Option<PathBuf>>,
+    pub(crate) dir: PathBuf,
+    pub(crate) paths: Vec<Option<PathBuf>>,
 }
 
 impl Hub {

@@ -8,17 +8,17 @@ use crate::registry::{ModelEntry, RemoteFile, Variant};
 
 /// Files of one revision of one repository, fetched as a unit.
 pub(super) struct Group {
-    pub repo: String,
-    pub revision: String,
-    pub files: Vec<RemoteFile>,
+    pub(crate) repo: String,
+    pub(crate) revision: String,
+    pub(crate) files: Vec<RemoteFile>,
     /// The files are read from one directory, so they must come from one commit.
-    pub one_dir: bool,
+    pub(crate) one_dir: bool,
     /// The branch or tag to point at the fetched commit, so offline runs find it.
-    pub record_ref: Option<String>,
+    pub(crate) record_ref: Option<String>,
 }
 
 impl Group {
-    pub fn new(repo: &str, revision: &str, files: Vec<RemoteFile>, one_dir: bool) -> Self {
+    fn new(repo: &str, revision: &str, files: Vec<RemoteFile>, one_dir: bool) -> Self {
         Group {
             repo: repo.to_string(),
             revision: revision.to_string(),

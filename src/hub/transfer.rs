@@ -22,13 +22,13 @@ use super::cache::{hash_prefix, hex, is_safe_component};
 #[derive(Debug, Clone)]
 pub(crate) struct Meta {
     /// The commit the revision resolved to.
-    pub commit: String,
+    pub(crate) commit: String,
     /// The blob's name in the cache: the LFS SHA-256, or the git object id of small files.
-    pub etag: String,
+    pub(crate) etag: String,
     /// Size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Where the bytes are (the Hub redirects LFS files to a CDN).
-    pub url: String,
+    url: String,
 }
 
 /// Why a request failed.
@@ -46,7 +46,7 @@ pub(crate) enum HttpError {
 }
 
 impl HttpError {
-    pub fn message(self) -> String {
+    pub(crate) fn message(self) -> String {
         match self {
             HttpError::NotFound { problem, .. } => problem,
             HttpError::Transient(m) | HttpError::Fatal(m) => m,
@@ -63,7 +63,11 @@ pub(crate) struct Http {
 }
 
 impl Http {
-    pub fn new(endpoint: &str, token: Option<String>, proxy: Option<&str>) -> Result<Http, String> {
+    pub(crate) fn new(
+        endpoint: &str,
+        token: Option<String>,
+        proxy: Option<&str>,
+    ) -> Result<Http, String> {
         let agent = |redirects: u32| -> Result<ureq::Agent, String> {
             let mut builder = ureq::AgentBuilder::new()
                 .try_proxy_from_env(false)
@@ -100,7 +104,7 @@ impl Http {
     }
 
     /// The URL of a file, as the Hub lays them out.
-    pub fn file_url(&self, repo: &str, revision: &str, file: &str) -> String {
+    fn file_url(&self, repo: &str, revision: &str, file: &str) -> String {
         format!(
             "{}/{repo}/resolve/{}/{}",
             self.endpoint,
@@ -111,7 +115,7 @@ impl Http {
 
     /// Metadata of a file, following the Hub's relative redirects (renamed repositories) and
     /// stopping at the first absolute one (the CDN), whose headers carry the LFS metadata.
-    pub fn head(&self, repo: &str, revision: &str, file: &str) -> Result<Meta, HttpError> {
+    pub(crate) fn head(&self, repo: &str, revision: &str, file: &str) -> Result<Meta, HttpError> {
         let mut url = self.file_url(repo, revision, file);
         for _ in 0..5 {
             let response = self
@@ -136,7 +140,7 @@ impl Http {
 
     /// Downloads `meta.url` into `partial`, resuming what an earlier attempt left there, and
     /// returns the SHA-256 of the whole file. `on_bytes` sees the bytes on disk so far.
-    pub fn download(
+    pub(crate) fn download(
         &self,
         meta: &Meta,
         partial: &Path,
@@ -212,7 +216,11 @@ impl Http {
     }
 
     /// The commit a revision resolves to and the repository's files, from the Hub's API.
-    pub fn list(&self, repo: &str, revision: &str) -> Result<(String, Vec<String>), HttpError> {
+    pub(crate) fn list(
+        &self,
+        repo: &str,
+        revision: &str,
+    ) -> Result<(String, Vec<String>), HttpError> {
         #[derive(Deserialize)]
         struct Sibling {
             rfilename: String,

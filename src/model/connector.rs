@@ -9,14 +9,14 @@ use crate::model::layers::Linear;
 use crate::weights::Weights;
 
 /// Pixel shuffle (space-to-depth by `s`) followed by a bias-free projection.
-pub struct Connector {
+pub(crate) struct Connector {
     proj: Linear,
     scale_factor: usize,
 }
 
 impl Connector {
     /// Loads `modality_projection.proj` under `w` (`model.connector`).
-    pub fn load(
+    pub(crate) fn load(
         w: &Weights,
         vision_dim: usize,
         text_dim: usize,
@@ -33,7 +33,7 @@ impl Connector {
     }
 
     /// `xs`: `[n, N², D_v]` → `[n, N²/s², D_t]`.
-    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         self.proj.forward(&pixel_shuffle(xs, self.scale_factor)?)
     }
 }
@@ -43,7 +43,7 @@ impl Connector {
 ///
 /// This is the closed form of transformers' view/permute sequence; swapping the roles of `h%s`
 /// and `w%s` still runs but scrambles the features.
-pub fn pixel_shuffle(xs: &Tensor, s: usize) -> Result<Tensor> {
+fn pixel_shuffle(xs: &Tensor, s: usize) -> Result<Tensor> {
     let (n, seq, d) = xs.dims3()?;
     let side = (seq as f64).sqrt() as usize;
     if side * side != seq || !side.is_multiple_of(s) {

@@ -72,20 +72,15 @@ pub struct KvCache {
 
 impl KvCache {
     /// An empty cache for `n_layers` layers.
-    pub fn new(n_layers: usize) -> Self {
+    pub(crate) fn new(n_layers: usize) -> Self {
         KvCache {
             layers: vec![LayerCache::default(); n_layers],
         }
     }
 
     /// Number of cached positions.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.layers.iter().map(|l| l.len).min().unwrap_or(0)
-    }
-
-    /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Forgets every position at or after `len` (rewinding a conversation). Buffers are kept.
@@ -97,7 +92,7 @@ impl KvCache {
 
     /// An independent copy of the cached positions. A derived `clone` would share the buffers
     /// that appends write into, so two clones extended differently would overwrite each other.
-    pub fn fork(&self) -> Result<KvCache> {
+    pub(crate) fn fork(&self) -> Result<KvCache> {
         Ok(KvCache {
             layers: self
                 .layers
@@ -108,13 +103,18 @@ impl KvCache {
     }
 
     /// Forgets everything.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.truncate(0);
     }
 
     /// Appends `k`, `v` (`[1, kv_heads, t, head_dim]`) to layer `layer` and returns the full
     /// keys and values so far.
-    pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn append(
+        &mut self,
+        layer: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
         let n = self.layers.len();
         let entry = self.layers.get_mut(layer).ok_or_else(|| {
             candle_core::Error::Msg(format!("kv cache has {n} layers, asked for layer {layer}"))

@@ -13,7 +13,7 @@ use crate::weights::{MatrixUse, StoredMatrix, Weights};
 
 /// `y = x Wᵀ + b`, with `W` dense (checkpoint `[out, in]` layout) or in a ggml block format.
 #[derive(Debug, Clone)]
-pub enum Linear {
+pub(crate) enum Linear {
     /// A dense matrix; inputs of another dtype are cast to it and back.
     Dense {
         /// `[out, in]`.
@@ -33,7 +33,7 @@ pub enum Linear {
 impl Linear {
     /// The layer whose matrix `weight` (`[out, in]`) and, if `bias`, vector `bias` are under
     /// `w`'s prefix, kept as the checkpoint and the quantization policy keep them.
-    pub fn load(w: &Weights, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
+    pub(crate) fn load(w: &Weights, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
         let bias = if bias {
             Some(w.get(out_dim, "bias")?)
         } else {
@@ -46,13 +46,13 @@ impl Linear {
     }
 
     /// A dense layer.
-    pub fn dense(weight: Tensor, bias: Option<Tensor>) -> Self {
+    fn dense(weight: Tensor, bias: Option<Tensor>) -> Self {
         Linear::Dense { weight, bias }
     }
 
     /// A layer over a ggml tensor: float types become dense matrices in `dtype`, block types
     /// stay quantized.
-    pub fn quantized(q: QTensor, bias: Option<Tensor>, dtype: DType) -> Result<Self> {
+    fn quantized(q: QTensor, bias: Option<Tensor>, dtype: DType) -> Result<Self> {
         match q.dtype() {
             GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
                 let weight = q.dequantize(&q.device())?.to_dtype(dtype)?;
@@ -66,7 +66,7 @@ impl Linear {
     }
 
     /// `xs`: `[..., in]` → `[..., out]`, in the dtype of `xs`.
-    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let dtype = xs.dtype();
         let (ys, bias) = match self {
             Linear::Dense { weight, bias } => {
@@ -86,7 +86,7 @@ impl Linear {
 
 impl Linear {
     /// The weight (`[out, in]`, row-major) and bias as f32 values.
-    pub fn to_f32(&self) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    fn to_f32(&self) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
         let (weight, bias) = match self {
             Linear::Dense { weight, bias } => (
                 weight
@@ -238,7 +238,7 @@ impl Linear {
 
 /// Token embeddings: dense, or quantized rows dequantized on lookup.
 #[derive(Debug, Clone)]
-pub enum Embedding {
+pub(crate) enum Embedding {
     /// `[vocab, dim]`; rows come out in `dtype` (the table may be stored narrower).
     Dense {
         /// The matrix.
@@ -258,7 +258,7 @@ pub enum Embedding {
 impl Embedding {
     /// The table `weight` (`[vocab, dim]`) under `w`'s prefix, kept quantized when the file
     /// (or the policy) quantizes it.
-    pub fn load(w: &Weights, vocab: usize, dim: usize) -> Result<Self> {
+    pub(crate) fn load(w: &Weights, vocab: usize, dim: usize) -> Result<Self> {
         match w.matrix(vocab, dim, MatrixUse::Lookup)? {
             StoredMatrix::Dense(table) => Ok(Embedding::dense(table, w.dtype())),
             StoredMatrix::Blocks(q) => Embedding::quantized(Arc::new(q), w.dtype()),
@@ -266,12 +266,12 @@ impl Embedding {
     }
 
     /// Dense embeddings whose rows come out in `dtype`.
-    pub fn dense(table: Tensor, dtype: DType) -> Self {
+    fn dense(table: Tensor, dtype: DType) -> Self {
         Embedding::Dense { table, dtype }
     }
 
     /// Embeddings over a ggml tensor (float types are made dense in `dtype`).
-    pub fn quantized(table: Arc<QTensor>, dtype: DType) -> Result<Self> {
+    fn quantized(table: Arc<QTensor>, dtype: DType) -> Result<Self> {
         match table.dtype() {
             GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => Ok(Embedding::dense(
                 table.dequantize(&table.device())?.to_dtype(dtype)?,
@@ -282,7 +282,7 @@ impl Embedding {
     }
 
     /// Ids `[...]` → rows `[..., dim]`.
-    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         match self {
             Embedding::Dense { table, dtype } => {
                 let dim = table.dim(1)?;
@@ -294,7 +294,7 @@ impl Embedding {
     }
 
     /// The same matrix as an output projection (tied `lm_head`).
-    pub fn as_linear(&self) -> Result<Linear> {
+    pub(crate) fn as_linear(&self) -> Result<Linear> {
         Ok(match self {
             Embedding::Dense { table, .. } => Linear::dense(table.clone(), None),
             Embedding::Quant { table, .. } => Linear::Quant {
@@ -307,25 +307,25 @@ impl Embedding {
 
 /// A LayerNorm's parameters as plain values.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NormParams {
+pub(crate) struct NormParams {
     /// Added to the variance.
-    pub eps: f32,
+    pub(crate) eps: f32,
     /// Scale, `[dim]`.
-    pub weight: Vec<f32>,
+    pub(crate) weight: Vec<f32>,
     /// Shift, `[dim]`.
-    pub bias: Vec<f32>,
+    pub(crate) bias: Vec<f32>,
 }
 
 /// LayerNorm with weight and bias (the vision tower's).
 #[derive(Debug, Clone)]
-pub struct LayerNorm {
+pub(crate) struct LayerNorm {
     inner: candle_nn::LayerNorm,
     eps: f64,
 }
 
 impl LayerNorm {
     /// Loads `weight` and `bias` of width `dim` under `w`.
-    pub fn load(w: &Weights, dim: usize, eps: f64) -> Result<Self> {
+    pub(crate) fn load(w: &Weights, dim: usize, eps: f64) -> Result<Self> {
         let weight = w.get(dim, "weight")?;
         let bias = w.get(dim, "bias")?;
         Ok(LayerNorm {
@@ -335,7 +335,7 @@ impl LayerNorm {
     }
 
     /// The epsilon, weight and bias as f32 values.
-    pub fn params(&self) -> Result<NormParams> {
+    pub(crate) fn params(&self) -> Result<NormParams> {
         let values = |t: &Tensor| -> Result<Vec<f32>> {
             Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
         };
@@ -352,21 +352,21 @@ impl LayerNorm {
     }
 
     /// Normalises over the last dimension.
-    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         Ok(self.inner.forward(xs)?)
     }
 }
 
 /// Llama's RMSNorm: statistics in f32, scale applied in the activation dtype.
 #[derive(Debug, Clone)]
-pub struct RmsNorm {
+pub(crate) struct RmsNorm {
     weight: Tensor,
     eps: f64,
 }
 
 impl RmsNorm {
     /// Loads `weight` of width `dim` under `w`.
-    pub fn load(w: &Weights, dim: usize, eps: f64) -> Result<Self> {
+    pub(crate) fn load(w: &Weights, dim: usize, eps: f64) -> Result<Self> {
         Ok(RmsNorm {
             weight: w.get(dim, "weight")?,
             eps,
@@ -384,7 +384,7 @@ impl RmsNorm {
     }
 
     /// `weight * (x / sqrt(mean(x²) + eps))` over the last dimension.
-    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let dtype = xs.dtype();
         // Ref: LlamaRMSNorm upcasts to f32 for the statistics and casts back before the scale.
         let x = xs.to_dtype(DType::F32)?;
@@ -397,7 +397,7 @@ impl RmsNorm {
 }
 
 /// Applies an activation.
-pub fn activate(xs: &Tensor, act: Activation) -> Result<Tensor> {
+pub(crate) fn activate(xs: &Tensor, act: Activation) -> Result<Tensor> {
     Ok(match act {
         Activation::GeluTanh => crate::cpu::fastmath::gelu_tanh(xs)?,
         Activation::GeluErf => xs.gelu_erf()?,

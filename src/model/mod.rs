@@ -1,16 +1,16 @@
 //! The SmolVLM model: pixels and token ids → logits. Composition only; each part lives in its
 //! own file (vision tower, connector, decoder, cache).
 
-pub mod connector;
-pub mod kv_cache;
-pub mod layers;
-pub mod text;
+mod connector;
+mod kv_cache;
+mod layers;
+mod text;
 pub mod vision;
 
 use candle_core::{DType, Device, Tensor};
 
 pub use kv_cache::KvCache;
-pub use text::RopeLayout;
+pub(crate) use text::RopeLayout;
 pub use vision::PatchMask;
 
 use crate::config::ModelConfig;
@@ -37,7 +37,7 @@ pub struct SmolVlm {
 impl SmolVlm {
     /// Loads the model from Hugging Face-named weights (`model.vision_model`, `model.connector`,
     /// `model.text_model`, `lm_head`).
-    pub fn load(w: &Weights, cfg: &ModelConfig, layout: RopeLayout) -> Result<Self> {
+    pub(crate) fn load(w: &Weights, cfg: &ModelConfig, layout: RopeLayout) -> Result<Self> {
         let model = w.pp("model");
         let vision = match &cfg.vision {
             Some(v) => Some((
@@ -80,23 +80,18 @@ impl SmolVlm {
 
     /// Multiplies the decoder's prompt blocks on the BF16 dot-product GEMM (activations
     /// rounded to bf16, f32 sums). Returns false, changing nothing, when the CPU lacks it.
-    pub fn use_bf16_prefill(&mut self) -> bool {
+    pub(crate) fn use_bf16_prefill(&mut self) -> bool {
         self.text.use_bf16_prefill()
     }
 
     /// Compute dtype.
-    pub fn dtype(&self) -> DType {
+    pub(crate) fn dtype(&self) -> DType {
         self.dtype
     }
 
     /// Device the weights live on.
     pub fn device(&self) -> &Device {
         &self.device
-    }
-
-    /// Decoder layers (a [`KvCache`] needs one entry per layer).
-    pub fn num_layers(&self) -> usize {
-        self.text.num_layers()
     }
 
     /// A fresh, empty cache for this model.
@@ -123,11 +118,6 @@ impl SmolVlm {
         Ok(Tensor::cat(&out, 0)?)
     }
 
-    /// Whether the model has a vision tower.
-    pub fn has_vision(&self) -> bool {
-        self.vision.is_some()
-    }
-
     fn vision_parts(&self) -> Result<&(VisionModel, Connector)> {
         self.vision.as_ref().ok_or_else(|| Error::InvalidOption {
             name: "image",
@@ -145,7 +135,7 @@ impl SmolVlm {
 
     /// Generated token ids → their embeddings `[1, T, D_t]`, image token included: as in
     /// transformers' `generate`, only the prompt's image tokens take image features.
-    pub fn embed_generated(&self, ids: &[u32]) -> Result<Tensor> {
+    pub(crate) fn embed_generated(&self, ids: &[u32]) -> Result<Tensor> {
         let ids_t = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
         self.text.embed(&ids_t)
     }
@@ -225,12 +215,7 @@ impl SmolVlm {
     }
 
     /// The token id whose positions receive image features.
-    pub fn image_token_id(&self) -> u32 {
+    pub(crate) fn image_token_id(&self) -> u32 {
         self.image_token_id
-    }
-
-    /// Image tokens per view.
-    pub fn image_seq_len(&self) -> usize {
-        self.image_seq_len
     }
 }

@@ -15,7 +15,7 @@ mod step;
 
 /// How a checkpoint lays out the two halves rotated by RoPE in its Q/K rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RopeLayout {
+pub(crate) enum RopeLayout {
     /// Hugging Face `rotate_half`: dimension `i` pairs with `i + head_dim/2`.
     SplitHalf,
     /// Adjacent pairs `(2i, 2i+1)`, as in GGUF files whose Q/K rows were permuted.
@@ -191,7 +191,7 @@ struct DecoderLayer {
 }
 
 /// The decoder with its `lm_head`.
-pub struct TextModel {
+pub(crate) struct TextModel {
     embed_tokens: Embedding,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
@@ -204,7 +204,7 @@ pub struct TextModel {
 impl TextModel {
     /// Loads `model.text_model` from `w` and the head from `lm_head` (or ties it to the
     /// embeddings when `tie_word_embeddings`).
-    pub fn load(
+    pub(crate) fn load(
         w: &Weights,
         lm_head: &Weights,
         cfg: &TextConfig,
@@ -252,13 +252,13 @@ impl TextModel {
     }
 
     /// Token ids `[1, T]` → embeddings `[1, T, D_t]`.
-    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+    pub(crate) fn embed(&self, ids: &Tensor) -> Result<Tensor> {
         self.embed_tokens.forward(ids)
     }
 
     /// Runs embeddings `[1, T, D_t]` at positions `cache.len()..` through the decoder, appending
     /// to the cache, and returns the logits of the last position as f32 `[vocab]`.
-    pub fn forward(&self, embeds: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+    pub(crate) fn forward(&self, embeds: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
         let (_, t, _) = embeds.dims3()?;
         if embeds.dtype() == DType::F32 && embeds.device().is_cpu() {
             let x = embeds.flatten_all()?.to_vec1::<f32>()?;
@@ -295,13 +295,13 @@ impl TextModel {
 
     /// Multiplies prompt blocks on the BF16 dot-product GEMM (activations rounded to bf16,
     /// f32 sums). Returns false, changing nothing, when the CPU lacks the instructions.
-    pub fn use_bf16_prefill(&mut self) -> bool {
+    pub(crate) fn use_bf16_prefill(&mut self) -> bool {
         self.prefill_bf16 = crate::cpu::gemm_bf16::available();
         self.prefill_bf16
     }
 
     /// Number of decoder layers (the cache needs one entry per layer).
-    pub fn num_layers(&self) -> usize {
+    pub(crate) fn num_layers(&self) -> usize {
         self.layers.len()
     }
 }

@@ -186,7 +186,7 @@ enum TemplateContent<'a> {
 }
 
 /// A compiled chat template.
-pub struct ChatTemplate {
+pub(crate) struct ChatTemplate {
     env: Environment<'static>,
     /// Whether the template reads content parts by their `type` (multimodal templates do).
     reads_parts: bool,
@@ -197,7 +197,7 @@ pub struct ChatTemplate {
 impl ChatTemplate {
     /// Compiles `source` with the settings transformers uses (`trim_blocks`, `lstrip_blocks`,
     /// Python string methods, `raise_exception`).
-    pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self> {
+    pub(crate) fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self> {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
@@ -226,7 +226,11 @@ impl ChatTemplate {
     /// Content goes to the template as a list of parts, as transformers' processors pass it,
     /// unless the template never looks at part types and no message has an image: text-only
     /// templates (such as a SmolLM2 GGUF's ChatML) expect each message's text as a string.
-    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+    pub(crate) fn render(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let has_images = messages
             .iter()
             .any(|m| m.images().next().is_some() || m.videos().next().is_some());

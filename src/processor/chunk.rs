@@ -22,7 +22,7 @@ pub struct MediaId([u8; 32]);
 
 impl MediaId {
     /// The raw digest.
-    pub fn as_bytes(&self) -> &[u8; 32] {
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 }
@@ -69,7 +69,7 @@ impl MediaHasher {
 
 /// One piece of a prepared prompt.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Chunk {
+pub(crate) enum Chunk {
     /// Prompt text, as token ids.
     Text(Vec<u32>),
     /// One image or video.
@@ -78,21 +78,21 @@ pub enum Chunk {
 
 /// An image's or video's span of the prompt.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MediaChunk {
+pub(crate) struct MediaChunk {
     /// What the pixels are.
-    pub id: MediaId,
+    pub(crate) id: MediaId,
     /// Its tile grid, or its frames' timestamps.
-    pub layout: MediaLayout,
+    pub(crate) layout: MediaLayout,
     /// Its tokens: the markers around its views and one image token per feature row.
-    pub tokens: Vec<u32>,
+    pub(crate) tokens: Vec<u32>,
     /// Its normalised views `[views, 3, M, M]`, for the vision tower; `None` where the
     /// features were already known, so the pixels were never resized.
-    pub pixels: Option<PreparedPixels>,
+    pub(crate) pixels: Option<PreparedPixels>,
 }
 
 impl Chunk {
     /// The chunk's token ids.
-    pub fn tokens(&self) -> &[u32] {
+    pub(crate) fn tokens(&self) -> &[u32] {
         match self {
             Chunk::Text(ids) => ids,
             Chunk::Media(m) => &m.tokens,
@@ -100,7 +100,8 @@ impl Chunk {
     }
 
     /// The media id, for a media chunk.
-    pub fn media_id(&self) -> Option<MediaId> {
+    #[cfg(test)]
+    fn media_id(&self) -> Option<MediaId> {
         match self {
             Chunk::Text(_) => None,
             Chunk::Media(m) => Some(m.id),
@@ -109,7 +110,7 @@ impl Chunk {
 }
 
 /// All token ids of `chunks`, in order.
-pub fn flatten(chunks: &[Chunk]) -> Vec<u32> {
+pub(crate) fn flatten(chunks: &[Chunk]) -> Vec<u32> {
     chunks
         .iter()
         .flat_map(|c| c.tokens().iter().copied())
@@ -120,7 +121,7 @@ pub fn flatten(chunks: &[Chunk]) -> Vec<u32> {
 /// prompt order with its id, layout, image-token count (views × image_seq_len) and pixels.
 /// A media span runs from the `fake` token that opens its first view to the `fake` token that
 /// closes its last one; text between a video's frames ("Frame from 00:02:") belongs to it.
-pub fn split(
+pub(crate) fn split(
     ids: &[u32],
     media: Vec<(MediaId, MediaLayout, usize, Option<PreparedPixels>)>,
     image: u32,
@@ -227,7 +228,7 @@ fn positions(chunks: &[Chunk]) -> impl Iterator<Item = Position<'_>> {
 
 /// How many leading positions `cached` and `new` share: equal text tokens, and media tokens of
 /// equal ids. A different image of the same size ends the shared prefix at its first token.
-pub fn common_prefix(cached: &[Chunk], new: &[Chunk]) -> usize {
+pub(crate) fn common_prefix(cached: &[Chunk], new: &[Chunk]) -> usize {
     positions(cached)
         .zip(positions(new))
         .take_while(|(a, b)| a == b)
@@ -236,7 +237,7 @@ pub fn common_prefix(cached: &[Chunk], new: &[Chunk]) -> usize {
 
 /// Keeps the first `n` positions of `chunks` (a media chunk cut short keeps its id: the cache
 /// holds a prefix of that media's keys and values).
-pub fn truncate(chunks: &mut Vec<Chunk>, n: usize) {
+pub(crate) fn truncate(chunks: &mut Vec<Chunk>, n: usize) {
     let mut left = n;
     let mut keep = 0;
     for c in chunks.iter_mut() {
@@ -257,7 +258,7 @@ pub fn truncate(chunks: &mut Vec<Chunk>, n: usize) {
 }
 
 /// The media chunks of `chunks`, in order.
-pub fn media(chunks: &[Chunk]) -> impl Iterator<Item = &MediaChunk> {
+pub(crate) fn media(chunks: &[Chunk]) -> impl Iterator<Item = &MediaChunk> {
     chunks.iter().filter_map(|c| match c {
         Chunk::Media(m) => Some(m),
         Chunk::Text(_) => None,

@@ -38,21 +38,13 @@ impl LoadedMedia {
     }
 
     /// The image's tile grid, or the video's frame timestamps.
-    pub fn layout(&self) -> &MediaLayout {
+    pub(crate) fn layout(&self) -> &MediaLayout {
         &self.layout
-    }
-
-    /// Views fed to the vision tower: tiles plus the global view, or one per frame.
-    pub fn views(&self) -> usize {
-        match &self.layout {
-            MediaLayout::Image(grid) => grid.views(),
-            MediaLayout::Video(v) => v.timestamps.len(),
-        }
     }
 
     /// The normalised views `[views, 3, M, M]` (tiles row by row then the global view, or
     /// one per frame).
-    pub fn pixels(&self) -> Result<PreparedPixels> {
+    pub(crate) fn pixels(&self) -> Result<PreparedPixels> {
         match &self.source {
             Source::Image(img) => {
                 let pixels = prepare_pixels(img, &self.pixel)?;
@@ -117,7 +109,11 @@ impl Processor {
     /// `max_frames` override `opts`', which override the checkpoint's), resizing each kept frame to one tile as soon
     /// as it is decoded; frames are never split, whatever `opts.image_splitting` says. The id
     /// covers the kept frames, their timestamps and the preprocessing settings.
-    pub fn load_video(&self, input: &VideoInput, opts: &ProcessorOptions) -> Result<LoadedMedia> {
+    pub(crate) fn load_video(
+        &self,
+        input: &VideoInput,
+        opts: &ProcessorOptions,
+    ) -> Result<LoadedMedia> {
         let pixel = self.pixel_options(opts, Some(false))?;
         let checkpoint = self.video_sampling();
         let defaults = FrameSampling {

@@ -1,15 +1,15 @@
-//! Messages with images and videos → [`PreparedInput`]: the prompt as [`Chunk`]s of text
+//! Messages with images and videos → [`PreparedInput`]: the prompt as `Chunk`s of text
 //! tokens and media spans (each named by a content hash, with its normalised views).
 //!
 //! Four kinds of knowledge stay apart here, in data-flow order: decoding (`image`), geometry and
 //! resampling (`resize`, `tiles`), pixel normalisation (`pixels`), and text (`chat`, `prompt`,
 //! `tokenizer`). No model code runs in this module.
 
-pub mod chat;
-pub mod chunk;
+pub(crate) mod chat;
+pub(crate) mod chunk;
 pub mod gguf_tokenizer;
 mod loaded;
-pub mod media;
+pub(crate) mod media;
 mod options;
 // `processor::image` is where images have always been named from; the code lives in `media`.
 pub use media::image;
@@ -21,8 +21,7 @@ pub mod tokenizer;
 pub mod video;
 pub mod video_pixels;
 
-pub use chunk::{Chunk, MediaChunk, MediaId};
-pub use loaded::LoadedMedia;
+pub(crate) use chunk::{Chunk, MediaId};
 pub use options::ProcessorOptions;
 
 use crate::config::CheckpointConfig;
@@ -56,7 +55,7 @@ pub struct PreparedInput {
     /// Token ids of `text`: the tokens of `chunks`, in order.
     pub input_ids: Vec<u32>,
     /// The prompt as text runs and media spans; every media chunk carries its views.
-    pub chunks: Vec<Chunk>,
+    pub(crate) chunks: Vec<Chunk>,
     /// How many of `input_ids` are image-feature slots.
     pub n_image_tokens: usize,
 }
@@ -120,7 +119,7 @@ pub struct Processor {
 
 impl Processor {
     /// Builds the processor of a checkpoint from its configuration and `tokenizer.json`.
-    pub fn new(cfg: &CheckpointConfig, tokenizer: TextTokenizer) -> Result<Self> {
+    pub(crate) fn new(cfg: &CheckpointConfig, tokenizer: TextTokenizer) -> Result<Self> {
         let special = SpecialTokens::lookup(&tokenizer, &cfg.tokenizer.special)?;
         if cfg.model.vision.is_some() && special.image != Some(cfg.model.image_token_id) {
             return Err(crate::Error::Tokenizer(format!(
@@ -174,7 +173,7 @@ impl Processor {
     }
 
     /// Special token ids.
-    pub fn special_tokens(&self) -> &SpecialTokens {
+    pub(crate) fn special_tokens(&self) -> &SpecialTokens {
         &self.special
     }
 
@@ -192,7 +191,11 @@ impl Processor {
 
     /// The geometry of one image's preprocessing (resize sizes, tile grid) without preparing
     /// its pixels.
-    pub fn tile_plan(&self, input: &ImageInput, opts: &ProcessorOptions) -> Result<TilePlan> {
+    pub(crate) fn tile_plan(
+        &self,
+        input: &ImageInput,
+        opts: &ProcessorOptions,
+    ) -> Result<TilePlan> {
         let pixel = self.pixel_options(opts, opts.image_splitting)?;
         let loaded = load_image(input, &opts.image_limits)?;
         TilePlan::new(loaded.width(), loaded.height(), &pixel)
@@ -237,7 +240,7 @@ impl Processor {
 
     /// Renders `messages`, expands image markers for `grids` (one per image, in order) and
     /// tokenizes. Returns `(prompt, expanded text, ids)`.
-    pub fn tokenize_conversation(
+    pub(crate) fn tokenize_conversation(
         &self,
         messages: &[Message],
         grids: &[Grid],
@@ -290,7 +293,7 @@ impl Processor {
     }
 
     /// The checkpoint's video sampling (`video_sampling` of its preprocessor config).
-    pub fn video_sampling(&self) -> FrameSampling {
+    fn video_sampling(&self) -> FrameSampling {
         self.video_sampling
     }
 
@@ -320,7 +323,7 @@ impl Processor {
     /// conversation order: its id, layout and, when the vision tower is to run on it, its
     /// views), tokenizes, and cuts the ids into chunks. Returns `(prompt, expanded text,
     /// chunks)`.
-    pub fn chunk_conversation(
+    pub(crate) fn chunk_conversation(
         &self,
         messages: &[Message],
         media: Vec<(MediaId, MediaLayout, Option<PreparedPixels>)>,
@@ -389,7 +392,7 @@ impl Processor {
 
 impl PreparedVideo {
     /// Each frame as a single-view image, in order.
-    pub fn frames(&self) -> impl Iterator<Item = PreparedImage> + '_ {
+    fn frames(&self) -> impl Iterator<Item = PreparedImage> + '_ {
         let per_frame = 3 * self.pixels.tile_size * self.pixels.tile_size;
         self.pixels
             .data

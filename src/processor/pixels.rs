@@ -44,7 +44,7 @@ pub struct PreparedPixels {
     /// Tile columns; 0 when not split.
     pub cols: usize,
     /// Side of every view.
-    pub tile_size: usize,
+    pub(crate) tile_size: usize,
     /// `rows * cols + 1` when split, otherwise 1.
     pub n_views: usize,
     /// `[n_views, 3, tile_size, tile_size]`, row-major: tiles row by row, the global view last.

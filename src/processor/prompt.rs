@@ -26,7 +26,7 @@ pub struct Grid {
 
 impl Grid {
     /// Number of views (tiles plus the global view) this grid feeds the vision tower.
-    pub fn views(&self) -> usize {
+    pub(crate) fn views(&self) -> usize {
         if self.rows == 0 || self.cols == 0 {
             1
         } else {
@@ -36,7 +36,7 @@ impl Grid {
 }
 
 /// The text that replaces one `<image>` marker.
-pub fn image_prompt(grid: Grid, image_seq_len: usize, t: &ImageTokens<'_>) -> String {
+pub(crate) fn image_prompt(grid: Grid, image_seq_len: usize, t: &ImageTokens<'_>) -> String {
     let slots = t.image.repeat(image_seq_len);
     if grid.rows == 0 || grid.cols == 0 {
         return format!("{}{}{slots}{}", t.fake, t.global, t.fake);
@@ -54,7 +54,7 @@ pub fn image_prompt(grid: Grid, image_seq_len: usize, t: &ImageTokens<'_>) -> St
 }
 
 /// Replaces the k-th `<image>` marker of `prompt` with the expansion of `grids[k]`.
-pub fn expand(
+pub(crate) fn expand(
     prompt: &str,
     grids: &[Grid],
     image_seq_len: usize,

@@ -12,7 +12,7 @@ use image::RgbImage;
 use crate::error::{Error, Result};
 
 /// The largest side transformers lets the first resize produce (`MAX_IMAGE_SIZE`).
-pub const MAX_IMAGE_SIZE: u32 = 4096;
+pub(crate) const MAX_IMAGE_SIZE: u32 = 4096;
 
 /// Output size of the "longest edge" resize: the longer side becomes `longest_edge`, the
 /// other keeps the aspect ratio, truncated and then rounded up to even.

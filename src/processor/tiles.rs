@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TilePlan {
     /// The input image, `(width, height)`.
-    pub source: (u32, u32),
+    pub(crate) source: (u32, u32),
     /// After the longest-edge resize (the source size when resizing is off).
     pub resized: (u32, u32),
     /// After stretching to tile multiples; `None` when splitting is off.
@@ -43,7 +43,7 @@ pub struct TilePlan {
     /// Tile columns; 0 when the image is not split.
     pub cols: usize,
     /// Side of every view.
-    pub tile_size: u32,
+    pub(crate) tile_size: u32,
 }
 
 impl TilePlan {
@@ -107,7 +107,7 @@ impl TilePlan {
     }
 
     /// Whether the image is cut into tiles (plus a global view).
-    pub fn is_split(&self) -> bool {
+    fn is_split(&self) -> bool {
         self.rows * self.cols > 0
     }
 
@@ -122,7 +122,7 @@ impl TilePlan {
 
     /// Carries the plan out on `rgb` (which must have the planned source size): every view
     /// is `tile_size × tile_size`, tiles row-major first and the global view last.
-    pub fn cut(&self, rgb: &RgbImage) -> Result<Vec<RgbImage>> {
+    pub(crate) fn cut(&self, rgb: &RgbImage) -> Result<Vec<RgbImage>> {
         if rgb.dimensions() != self.source {
             let (w, h) = rgb.dimensions();
             return Err(Error::Image {

@@ -14,7 +14,7 @@ pub struct TextTokenizer {
 
 impl TextTokenizer {
     /// Loads `tokenizer.json`.
-    pub fn from_file(path: &Path) -> Result<Self> {
+    pub(crate) fn from_file(path: &Path) -> Result<Self> {
         if !path.is_file() {
             return Err(Error::MissingFile {
                 path: path.to_path_buf(),
@@ -53,12 +53,12 @@ impl TextTokenizer {
     }
 
     /// The string of token `id`, if it exists.
-    pub fn token(&self, id: u32) -> Option<String> {
+    pub(crate) fn token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)
     }
 
     /// The underlying `tokenizers` tokenizer (vocabulary, added tokens, decoder).
-    pub fn inner(&self) -> &tokenizers::Tokenizer {
+    pub(crate) fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
     }
 
@@ -70,22 +70,22 @@ impl TextTokenizer {
 
 /// Ids of the special tokens, resolved by name.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SpecialTokens {
+pub(crate) struct SpecialTokens {
     /// Token names used in prompts.
-    pub names: SpecialTokenNames,
+    pub(crate) names: SpecialTokenNames,
     /// `<image>` (text-only vocabularies lack it).
-    pub image: Option<u32>,
+    pub(crate) image: Option<u32>,
     /// `<fake_token_around_image>` (text-only vocabularies lack it).
-    pub fake_image: Option<u32>,
+    pub(crate) fake_image: Option<u32>,
     /// `<end_of_utterance>`, if the vocabulary has it.
-    pub end_of_utterance: Option<u32>,
+    pub(crate) end_of_utterance: Option<u32>,
 }
 
 impl SpecialTokens {
     /// Looks the processor's tokens up in `tok`. `<global-img>` and `<row_r_col_c>` may be
     /// plain text (SmolVLM v1); whether `<image>` must exist is the caller's concern (only a
     /// model with vision needs it).
-    pub fn lookup(tok: &TextTokenizer, names: &SpecialTokenNames) -> Result<Self> {
+    pub(crate) fn lookup(tok: &TextTokenizer, names: &SpecialTokenNames) -> Result<Self> {
         Ok(SpecialTokens {
             image: tok.token_id(&names.image),
             fake_image: tok.token_id(&names.fake_image),

@@ -8,16 +8,16 @@ use crate::error::{Error, Result};
 use crate::processor::prompt::{image_prompt, Grid, ImageTokens};
 
 /// Frames per second sampled when the preprocessor config has no `video_sampling.fps`.
-pub const DEFAULT_FPS: f64 = 1.0;
+const DEFAULT_FPS: f64 = 1.0;
 /// Most frames sampled when the preprocessor config has no `video_sampling.max_frames`.
-pub const DEFAULT_MAX_FRAMES: usize = 64;
+const DEFAULT_MAX_FRAMES: usize = 64;
 /// Seconds skipped at each end of a clip long enough to fill `max_frames` without them.
-pub const SKIP_SECS: f64 = 1.0;
+const SKIP_SECS: f64 = 1.0;
 
 /// The chat template transformers renders any conversation with a video with (its
 /// `DEFAULT_CHAT_TEMPLATE`), whatever template the checkpoint ships: checkpoints published
 /// before the video branch existed would otherwise drop the `<video>` part.
-pub const VIDEO_CHAT_TEMPLATE: &str = "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{% if message['content'] is string %}{{': ' + message['content']}}{% else %}{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}{% endif %}{% endfor %}{% endif %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
+pub(crate) const VIDEO_CHAT_TEMPLATE: &str = "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}{% if message['content'] is string %}{{': ' + message['content']}}{% else %}{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}{% endif %}{% endfor %}{% endif %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
 
 /// What is known about a clip before any frame is decoded (transformers' `VideoMetadata`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,7 +68,7 @@ impl Default for FrameSampling {
 impl FrameSampling {
     /// Checks that the rate is positive and finite and that at least one frame is taken;
     /// `origin` names the setting in the error.
-    pub fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if !(self.fps.is_finite() && self.fps > 0.0) {
             return Err(Error::InvalidOption {
                 name: "fps",
@@ -92,7 +92,7 @@ impl FrameSampling {
 ///
 /// `round(fps × duration)` frames (Python's half-to-even `round`), at least 1 and at most
 /// `max_frames`, spread evenly with `np.linspace(start, end, n, dtype=int)` (truncating).
-/// When the clip is longer than `max_frames / fps` seconds plus [`SKIP_SECS`] at each end,
+/// When the clip is longer than `max_frames / fps` seconds plus `SKIP_SECS` at each end,
 /// those seconds are skipped.
 ///
 /// ```
@@ -154,7 +154,7 @@ fn linspace_int(start: i64, end: i64, n: usize) -> Vec<usize> {
 
 /// English words for `n` as Python's `num2words(n)` writes them: "sixty-four",
 /// "one hundred and five", "one thousand, two hundred and thirty-four".
-pub fn number_words(n: u64) -> String {
+fn number_words(n: u64) -> String {
     const ONES: [&str; 20] = [
         "zero",
         "one",
@@ -240,7 +240,7 @@ pub fn number_words(n: u64) -> String {
 }
 
 /// `str(datetime.timedelta(seconds=s))`: `H:MM:SS`, with `N day(s), ` in front past a day.
-pub fn duration_text(seconds: u64) -> String {
+fn duration_text(seconds: u64) -> String {
     let (days, rest) = (seconds / 86_400, seconds % 86_400);
     let hms = format!("{}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
     match days {
@@ -260,11 +260,11 @@ pub struct VideoLayout {
 }
 
 /// The marker the chat template writes for a video part.
-pub const VIDEO_MARKER: &str = "<video>";
+const VIDEO_MARKER: &str = "<video>";
 
 /// Replaces the `<image>` and `<video>` markers of `prompt`, in order, with the expansions
 /// of `layouts`: an image's tile layout, or a video's frames.
-pub fn expand_media(
+pub(crate) fn expand_media(
     prompt: &str,
     layouts: &[crate::processor::MediaLayout],
     image_seq_len: usize,
@@ -329,7 +329,7 @@ pub fn expand_media(
 
 /// `MM:SS` of a frame `seconds` into the clip: whole minutes and whole seconds, each
 /// truncated, as `f"{int(s // 60):02d}:{int(s % 60):02d}"`.
-pub fn timestamp_text(seconds: f64) -> String {
+fn timestamp_text(seconds: f64) -> String {
     // Python's float `%` is the exact `fmod` for non-negative values, and its `//` is
     // `(x - x % 60) / 60` rounded to the nearest integer.
     let secs = seconds % 60.0;

@@ -40,15 +40,9 @@ pub fn frame_resize_size(width: u32, height: u32, longest_edge: u32) -> (u32, u3
     (clamp(w), clamp(h))
 }
 
-/// Runs the video frame pipeline on one RGB frame and appends the `[3, M, M]` result
-/// (channels first) to `out`, where `M` is `opts.tile_size`.
-pub fn prepare_frame(frame: &RgbImage, opts: &PixelOptions, out: &mut Vec<f32>) -> Result<()> {
-    normalize_frame(&resize_frame(frame.clone(), opts)?, opts, out)
-}
-
 /// The two resizes of a frame (when `do_resize`): longest edge to `size.longest_edge`, then
 /// squashed to `M × M`.
-pub fn resize_frame(frame: RgbImage, opts: &PixelOptions) -> Result<RgbImage> {
+pub(crate) fn resize_frame(frame: RgbImage, opts: &PixelOptions) -> Result<RgbImage> {
     if !opts.do_resize {
         return Ok(frame);
     }
@@ -59,7 +53,11 @@ pub fn resize_frame(frame: RgbImage, opts: &PixelOptions) -> Result<RgbImage> {
 }
 
 /// Appends the normalised `[3, M, M]` values of a resized frame to `out`.
-pub fn normalize_frame(img: &RgbImage, opts: &PixelOptions, out: &mut Vec<f32>) -> Result<()> {
+pub(crate) fn normalize_frame(
+    img: &RgbImage,
+    opts: &PixelOptions,
+    out: &mut Vec<f32>,
+) -> Result<()> {
     let tile = opts.tile_size;
     if img.dimensions() != (tile, tile) {
         return Err(Error::Image {

@@ -10,19 +10,20 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct RemoteFile {
     /// Path inside the repository.
-    pub name: String,
+    pub(crate) name: String,
     /// Size in bytes, when known; a download of another size is rejected.
     pub size: Option<u64>,
     /// Lowercase hex SHA-256, when known; a download with another digest is rejected.
-    pub sha256: Option<String>,
+    pub(crate) sha256: Option<String>,
     /// The file may be absent from the repository (the loader has a fallback).
     #[serde(default)]
-    pub optional: bool,
+    pub(crate) optional: bool,
 }
 
 impl RemoteFile {
     /// A required file of unknown size and digest.
-    pub fn named(name: impl Into<String>) -> Self {
+    #[cfg(feature = "hub")]
+    pub(crate) fn named(name: impl Into<String>) -> Self {
         RemoteFile {
             name: name.into(),
             size: None,
@@ -40,9 +41,9 @@ pub struct FileSet {
     pub repo: String,
     /// Branch, tag or commit.
     #[serde(default = "main")]
-    pub revision: String,
+    pub(crate) revision: String,
     /// The files.
-    pub files: Vec<RemoteFile>,
+    pub(crate) files: Vec<RemoteFile>,
 }
 
 fn main() -> String {
@@ -109,11 +110,11 @@ pub struct ModelEntry {
     /// The upstream name, e.g. `SmolVLM2-256M-Video-Instruct`.
     pub name: String,
     /// Short names accepted by `--model`; the first is the canonical one.
-    pub aliases: Vec<String>,
+    pub(crate) aliases: Vec<String>,
     /// One line for listings.
-    pub description: String,
+    description: String,
     /// `smolvlm` or `idefics3`.
-    pub family: String,
+    family: String,
     /// Context window in tokens.
     pub context_length: usize,
     /// Licence of the weights.
@@ -135,7 +136,7 @@ impl ModelEntry {
     }
 
     /// A variant by name, case-insensitively.
-    pub fn variant(&self, name: &str) -> Option<(&str, &Variant)> {
+    pub(crate) fn variant(&self, name: &str) -> Option<(&str, &Variant)> {
         self.variants
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -144,7 +145,8 @@ impl ModelEntry {
 
     /// Bytes to download for `variant`: `(known, files of unknown size)`. Optional files
     /// count as unknown, since the repository may not have them.
-    pub fn download_size(&self, variant: &str) -> (u64, usize) {
+    #[cfg(test)]
+    fn download_size(&self, variant: &str) -> (u64, usize) {
         let mut files: Vec<&RemoteFile> = self.config.files.iter().collect();
         if let Some((_, v)) = self.variant(variant) {
             files.extend(v.files());

@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
-pub use manifest::{FileSet, ModelEntry, RemoteFile, Variant};
+pub use manifest::ModelEntry;
+pub(crate) use manifest::{RemoteFile, Variant};
 pub use resolve::ModelRef;
-pub use validate::is_sha256;
+#[cfg(feature = "hub")]
+pub(crate) use validate::is_sha256;
 
 /// The model used when none is named: SmolVLM2-256M-Video-Instruct as a Q8_0 GGUF pair.
 pub const DEFAULT_MODEL: &str = "smolvlm2-256m";
@@ -93,7 +95,7 @@ impl Registry {
     }
 
     /// A model by alias or upstream name, case-insensitively.
-    pub fn get(&self, name: &str) -> Option<&ModelEntry> {
+    fn get(&self, name: &str) -> Option<&ModelEntry> {
         self.models.iter().find(|m| {
             m.name.eq_ignore_ascii_case(name)
                 || m.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))

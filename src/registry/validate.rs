@@ -109,7 +109,7 @@ fn check_files(files: &[RemoteFile]) -> std::result::Result<(), String> {
 }
 
 /// Whether `s` is a lowercase hex SHA-256 digest.
-pub fn is_sha256(s: &str) -> bool {
+pub(crate) fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 

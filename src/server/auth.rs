@@ -11,13 +11,13 @@ use super::errors::ApiError;
 
 /// The server's key, kept as its SHA-256 so that keys of any length compare in the same time.
 #[derive(Clone)]
-pub struct ApiKey {
+pub(crate) struct ApiKey {
     digest: [u8; 32],
 }
 
 impl ApiKey {
     /// The key clients must send.
-    pub fn new(key: &str) -> Self {
+    pub(crate) fn new(key: &str) -> Self {
         ApiKey {
             digest: Sha256::digest(key.as_bytes()).into(),
         }
@@ -25,7 +25,7 @@ impl ApiKey {
 
     /// Whether `candidate` is the key. Every byte of both digests is looked at whatever the
     /// input.
-    pub fn matches(&self, candidate: &str) -> bool {
+    fn matches(&self, candidate: &str) -> bool {
         let other: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
         let diff = self
             .digest
@@ -45,7 +45,11 @@ fn presented(req: &Request) -> Option<&str> {
 }
 
 /// Middleware: refuses requests without the key, when the server has one.
-pub async fn require_key(State(key): State<Option<ApiKey>>, req: Request, next: Next) -> Response {
+pub(crate) async fn require_key(
+    State(key): State<Option<ApiKey>>,
+    req: Request,
+    next: Next,
+) -> Response {
     match &key {
         None => next.run(req).await,
         Some(k) if presented(&req).is_some_and(|p| k.matches(p)) => next.run(req).await,

@@ -17,16 +17,16 @@ use crate::{
 
 /// Per-request limits set on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Most tokens one request may generate; also the default when a request names none.
-    pub max_tokens_cap: usize,
+    pub(crate) max_tokens_cap: usize,
     /// Most images in one request.
-    pub max_images: usize,
+    pub(crate) max_images: usize,
 }
 
 /// A message whose images are still URLs.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PlannedMessage {
+pub(crate) struct PlannedMessage {
     role: Role,
     parts: Vec<PlannedPart>,
 }
@@ -39,19 +39,23 @@ enum PlannedPart {
 
 /// What a valid request asks for.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ChatPlan {
+pub(crate) struct ChatPlan {
     /// The conversation, images unresolved.
-    pub messages: Vec<PlannedMessage>,
+    pub(crate) messages: Vec<PlannedMessage>,
     /// Generation options.
-    pub opts: GenerateOptions,
+    pub(crate) opts: GenerateOptions,
     /// Server-sent events wanted.
-    pub stream: bool,
+    pub(crate) stream: bool,
     /// A usage chunk at the end of the stream wanted.
-    pub include_usage: bool,
+    pub(crate) include_usage: bool,
 }
 
 /// Checks `req` against the served model and the limits.
-pub fn plan(req: &ChatRequest, model_id: &str, limits: &Limits) -> Result<ChatPlan, ApiError> {
+pub(crate) fn plan(
+    req: &ChatRequest,
+    model_id: &str,
+    limits: &Limits,
+) -> Result<ChatPlan, ApiError> {
     if req.model != model_id {
         return Err(ApiError::not_found(
             "model_not_found",
@@ -234,7 +238,7 @@ fn options(req: &ChatRequest, limits: &Limits) -> Result<GenerateOptions, ApiErr
 }
 
 /// Fetches or reads every image. Blocking.
-pub fn resolve(
+pub(crate) fn resolve(
     messages: Vec<PlannedMessage>,
     policy: &ImagePolicy,
 ) -> Result<Vec<Message>, ApiError> {
@@ -259,7 +263,7 @@ pub fn resolve(
 /// Runs the conversation: every message but the last is history, the last is sent. Images
 /// whose embeddings the cache holds skip the vision tower; new ones are stored for the next
 /// request.
-pub fn generate(
+pub(crate) fn generate(
     engine: &Engine,
     cache: Option<&EmbeddingCache>,
     mut messages: Vec<Message>,

@@ -8,19 +8,19 @@ use serde::Serialize;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// The HTTP status.
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// What went wrong, for a person.
-    pub message: String,
+    pub(crate) message: String,
     /// OpenAI's error `type`: `invalid_request_error`, `authentication_error`, `server_error`…
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// The request field at fault, when there is one.
-    pub param: Option<String>,
+    pub(crate) param: Option<String>,
     /// A stable machine-readable code (`model_not_found`, `server_overloaded`, …).
-    pub code: Option<&'static str>,
+    pub(crate) code: Option<&'static str>,
     /// Seconds a client should wait before retrying (sent as `Retry-After`).
-    pub retry_after: Option<u64>,
+    pub(crate) retry_after: Option<u64>,
 }
 
 /// The body's shape.
@@ -51,12 +51,12 @@ impl ApiError {
     }
 
     /// 400: the request cannot be served as written.
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
     }
 
     /// 400 naming the field at fault.
-    pub fn bad_param(param: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn bad_param(param: &str, message: impl Into<String>) -> Self {
         ApiError {
             param: Some(param.to_string()),
             ..ApiError::bad_request(message)
@@ -64,7 +64,7 @@ impl ApiError {
     }
 
     /// 401: missing or wrong API key.
-    pub fn unauthorized() -> Self {
+    pub(crate) fn unauthorized() -> Self {
         ApiError {
             code: Some("invalid_api_key"),
             ..ApiError::new(
@@ -76,7 +76,7 @@ impl ApiError {
     }
 
     /// 404 with a code (`model_not_found`, `job_not_found`, `unknown_route`).
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             code: Some(code),
             ..ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", message)
@@ -84,7 +84,7 @@ impl ApiError {
     }
 
     /// 405 for a known path with another method.
-    pub fn method_not_allowed() -> Self {
+    pub(crate) fn method_not_allowed() -> Self {
         ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request_error",
@@ -93,12 +93,12 @@ impl ApiError {
     }
 
     /// 409: the request conflicts with the resource's state.
-    pub fn conflict(message: impl Into<String>) -> Self {
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::CONFLICT, "invalid_request_error", message)
     }
 
     /// 413: the body is larger than `--body-limit`.
-    pub fn too_large(limit: usize) -> Self {
+    pub(crate) fn too_large(limit: usize) -> Self {
         ApiError {
             code: Some("request_too_large"),
             ..ApiError::new(
@@ -110,7 +110,7 @@ impl ApiError {
     }
 
     /// 503: the queue is full or the server is stopping.
-    pub fn overloaded(message: impl Into<String>, retry_after: u64) -> Self {
+    pub(crate) fn overloaded(message: impl Into<String>, retry_after: u64) -> Self {
         ApiError {
             code: Some("server_overloaded"),
             retry_after: Some(retry_after),
@@ -119,12 +119,12 @@ impl ApiError {
     }
 
     /// 500: the server failed.
-    pub fn internal(message: impl Into<String>) -> Self {
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
     }
 
     /// The JSON body alone (for an error event inside a stream, or a failed job).
-    pub fn body(&self) -> serde_json::Value {
+    pub(crate) fn body(&self) -> serde_json::Value {
         serde_json::to_value(Body {
             error: Detail {
                 message: &self.message,

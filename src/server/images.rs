@@ -12,20 +12,20 @@ use super::errors::ApiError;
 
 /// What image sources the server accepts.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ImagePolicy {
+pub(crate) struct ImagePolicy {
     /// Fetch `http(s)://` URLs.
-    pub allow_remote: bool,
+    allow_remote: bool,
     /// The directory local files may come from, canonical (symbolic links resolved).
-    pub local_root: Option<PathBuf>,
+    local_root: Option<PathBuf>,
     /// Largest image, in bytes, from any source.
-    pub max_bytes: usize,
+    max_bytes: usize,
     /// Time limit of a remote fetch.
-    pub timeout: Duration,
+    timeout: Duration,
 }
 
 impl ImagePolicy {
     /// A policy; `local_root` is resolved now so that later checks compare canonical paths.
-    pub fn new(
+    pub(crate) fn new(
         allow_remote: bool,
         local_root: Option<&Path>,
         max_bytes: usize,
@@ -58,7 +58,7 @@ impl ImagePolicy {
     }
 
     /// The bytes behind `url`. Blocking (file reads, network): call off the async threads.
-    pub fn resolve(&self, url: &str, param: &str) -> Result<Vec<u8>, ApiError> {
+    pub(crate) fn resolve(&self, url: &str, param: &str) -> Result<Vec<u8>, ApiError> {
         let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
         if lower.starts_with("data:") {
             self.data_url(url, param)

@@ -11,14 +11,14 @@
 //! plain threads, so the library itself stays free of an async runtime and this module is
 //! compiled only with the `server` feature.
 
-pub mod auth;
-pub mod chat;
-pub mod errors;
-pub mod images;
-pub mod jobs;
-pub mod openai;
-pub mod queue;
-pub mod routes;
+mod auth;
+mod chat;
+mod errors;
+mod images;
+mod jobs;
+mod openai;
+mod queue;
+mod routes;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

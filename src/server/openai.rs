@@ -8,65 +8,65 @@ use serde_json::Value;
 
 /// `POST /v1/chat/completions`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ChatRequest {
+pub(crate) struct ChatRequest {
     /// The model to use; must be the one this server runs.
-    pub model: String,
+    pub(crate) model: String,
     /// The conversation.
-    pub messages: Vec<ChatMessage>,
+    pub(crate) messages: Vec<ChatMessage>,
     /// Send server-sent events as tokens are produced.
     #[serde(default)]
-    pub stream: bool,
+    pub(crate) stream: bool,
     /// Streaming options (`include_usage`).
     #[serde(default)]
-    pub stream_options: Option<StreamOptions>,
+    pub(crate) stream_options: Option<StreamOptions>,
     /// Most tokens to generate (older name).
     #[serde(default)]
-    pub max_tokens: Option<u64>,
+    pub(crate) max_tokens: Option<u64>,
     /// Most tokens to generate.
     #[serde(default)]
-    pub max_completion_tokens: Option<u64>,
+    pub(crate) max_completion_tokens: Option<u64>,
     /// Sampling temperature, 0 to 2; absent or 0 decodes greedily.
     #[serde(default)]
-    pub temperature: Option<f32>,
+    pub(crate) temperature: Option<f32>,
     /// Nucleus sampling mass.
     #[serde(default)]
-    pub top_p: Option<f32>,
+    pub(crate) top_p: Option<f32>,
     /// Seed of the sampler.
     #[serde(default)]
-    pub seed: Option<i64>,
+    pub(crate) seed: Option<i64>,
     /// One stop string or up to four.
     #[serde(default)]
-    pub stop: Option<Stop>,
+    pub(crate) stop: Option<Stop>,
     /// `text`, `json_object` or `json_schema`.
     #[serde(default)]
-    pub response_format: Option<ResponseFormat>,
+    pub(crate) response_format: Option<ResponseFormat>,
     /// Number of choices; only 1 is served.
     #[serde(default)]
-    pub n: Option<u32>,
+    pub(crate) n: Option<u32>,
 }
 
 /// `stream_options`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct StreamOptions {
+pub(crate) struct StreamOptions {
     /// Send a last chunk carrying `usage`.
     #[serde(default)]
-    pub include_usage: bool,
+    pub(crate) include_usage: bool,
 }
 
 /// One message; `content` is a string, a list of parts, or null.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ChatMessage {
+pub(crate) struct ChatMessage {
     /// `system`, `developer`, `user` or `assistant`.
-    pub role: String,
+    pub(crate) role: String,
     /// Checked part by part in [`super::chat`], so errors can name the offending part.
     #[serde(default)]
-    pub content: Value,
+    pub(crate) content: Value,
 }
 
 /// `stop`: one string or several.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// One stop string.
     One(String),
     /// Several.
@@ -76,7 +76,7 @@ pub enum Stop {
 /// `response_format`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum ResponseFormat {
+pub(crate) enum ResponseFormat {
     /// Free text.
     Text,
     /// Any JSON object.
@@ -90,24 +90,25 @@ pub enum ResponseFormat {
 
 /// `response_format.json_schema`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct JsonSchemaFormat {
-    /// The schema's name (informational).
+pub(crate) struct JsonSchemaFormat {
+    /// The schema's name (informational: checked to be a string, then not used).
     #[serde(default)]
-    pub name: Option<String>,
+    #[allow(dead_code)]
+    name: Option<String>,
     /// The JSON schema.
     #[serde(default)]
-    pub schema: Option<Value>,
+    pub(crate) schema: Option<Value>,
 }
 
 /// Token counts.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Usage {
+pub(crate) struct Usage {
     /// Prompt tokens, image tokens included.
-    pub prompt_tokens: usize,
+    prompt_tokens: usize,
     /// Generated tokens.
-    pub completion_tokens: usize,
+    completion_tokens: usize,
     /// The sum.
-    pub total_tokens: usize,
+    total_tokens: usize,
 }
 
 impl From<crate::Usage> for Usage {
@@ -122,100 +123,100 @@ impl From<crate::Usage> for Usage {
 
 /// A `chat.completion` object.
 #[derive(Debug, Clone, Serialize)]
-pub struct ChatCompletion {
+pub(crate) struct ChatCompletion {
     /// `chatcmpl-…`.
-    pub id: String,
+    pub(crate) id: String,
     /// Always `chat.completion`.
-    pub object: &'static str,
+    pub(crate) object: &'static str,
     /// Unix seconds.
-    pub created: u64,
+    pub(crate) created: u64,
     /// The model id.
-    pub model: String,
+    pub(crate) model: String,
     /// The one answer.
-    pub choices: Vec<Choice>,
+    pub(crate) choices: Vec<Choice>,
     /// Token counts.
-    pub usage: Usage,
+    pub(crate) usage: Usage,
 }
 
 /// One answer of a completion.
 #[derive(Debug, Clone, Serialize)]
-pub struct Choice {
+pub(crate) struct Choice {
     /// Always 0.
-    pub index: u32,
+    pub(crate) index: u32,
     /// The answer.
-    pub message: AssistantMessage,
+    pub(crate) message: AssistantMessage,
     /// `stop` or `length`.
-    pub finish_reason: &'static str,
+    pub(crate) finish_reason: &'static str,
     /// Not computed: always null.
-    pub logprobs: Option<Value>,
+    pub(crate) logprobs: Option<Value>,
 }
 
 /// The model's message.
 #[derive(Debug, Clone, Serialize)]
-pub struct AssistantMessage {
+pub(crate) struct AssistantMessage {
     /// Always `assistant`.
-    pub role: &'static str,
+    pub(crate) role: &'static str,
     /// The text.
-    pub content: String,
+    pub(crate) content: String,
 }
 
 /// A `chat.completion.chunk` object (one server-sent event).
 #[derive(Debug, Clone, Serialize)]
-pub struct ChatChunk {
+pub(crate) struct ChatChunk {
     /// The same id on every chunk of a stream.
-    pub id: String,
+    pub(crate) id: String,
     /// Always `chat.completion.chunk`.
-    pub object: &'static str,
+    pub(crate) object: &'static str,
     /// Unix seconds.
-    pub created: u64,
+    pub(crate) created: u64,
     /// The model id.
-    pub model: String,
+    pub(crate) model: String,
     /// One delta, or none on the usage chunk.
-    pub choices: Vec<ChunkChoice>,
+    pub(crate) choices: Vec<ChunkChoice>,
     /// Only on the last chunk, when `stream_options.include_usage` asked for it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Usage>,
+    pub(crate) usage: Option<Usage>,
 }
 
 /// The delta of one chunk.
 #[derive(Debug, Clone, Serialize)]
-pub struct ChunkChoice {
+pub(crate) struct ChunkChoice {
     /// Always 0.
-    pub index: u32,
+    pub(crate) index: u32,
     /// New text (and the role, on the first chunk).
-    pub delta: Delta,
+    pub(crate) delta: Delta,
     /// Set on the last content chunk.
-    pub finish_reason: Option<&'static str>,
+    pub(crate) finish_reason: Option<&'static str>,
     /// Not computed: always null.
-    pub logprobs: Option<Value>,
+    pub(crate) logprobs: Option<Value>,
 }
 
 /// New text of a chunk.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Delta {
+pub(crate) struct Delta {
     /// `assistant` on the first chunk.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<&'static str>,
+    pub(crate) role: Option<&'static str>,
     /// Text.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
+    pub(crate) content: Option<String>,
 }
 
 /// A `model` object of `/v1/models`.
 #[derive(Debug, Clone, Serialize)]
-pub struct ModelObject {
+pub(crate) struct ModelObject {
     /// The id clients put in `model`.
-    pub id: String,
+    pub(crate) id: String,
     /// Always `model`.
-    pub object: &'static str,
+    pub(crate) object: &'static str,
     /// Unix seconds the server loaded it.
-    pub created: u64,
+    pub(crate) created: u64,
     /// Always `vlm`.
-    pub owned_by: &'static str,
+    pub(crate) owned_by: &'static str,
 }
 
 /// OpenAI's `finish_reason` for how a generation ended.
-pub fn finish_reason(f: crate::FinishReason) -> &'static str {
+pub(crate) fn finish_reason(f: crate::FinishReason) -> &'static str {
     match f {
         crate::FinishReason::MaxTokens | crate::FinishReason::ContextFull => "length",
         crate::FinishReason::Eos | crate::FinishReason::Stop | crate::FinishReason::Cancelled => {

@@ -11,14 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// A unit of work for a generation thread.
-pub type Task = Box<dyn FnOnce() + Send + 'static>;
+type Task = Box<dyn FnOnce() + Send + 'static>;
 
 /// The line is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Full;
+pub(crate) struct Full;
 
 /// Generation threads and their waiting line.
-pub struct Pool {
+pub(crate) struct Pool {
     sender: Mutex<Option<mpsc::Sender<Task>>>,
     waiting: Arc<AtomicUsize>,
     running: Arc<AtomicUsize>,
@@ -34,20 +34,20 @@ pub struct Pool {
 
 /// What the pool is doing, for `/health`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Load {
+pub(crate) struct Load {
     /// Tasks running.
-    pub running: usize,
+    running: usize,
     /// Tasks waiting for a thread.
-    pub waiting: usize,
+    waiting: usize,
     /// Generation threads.
-    pub workers: usize,
+    workers: usize,
     /// Most tasks that may wait.
-    pub capacity: usize,
+    capacity: usize,
 }
 
 impl Pool {
     /// `workers` threads (at least one) and room for `capacity` waiting tasks.
-    pub fn new(workers: usize, capacity: usize) -> std::io::Result<Pool> {
+    pub(crate) fn new(workers: usize, capacity: usize) -> std::io::Result<Pool> {
         let (tx, rx) = mpsc::channel::<Task>();
         let rx = Arc::new(Mutex::new(rx));
         let waiting = Arc::new(AtomicUsize::new(0));
@@ -89,7 +89,7 @@ impl Pool {
     }
 
     /// Queues `task` unless every thread is busy and `capacity` tasks already wait.
-    pub fn try_submit(&self, task: Task) -> Result<(), Full> {
+    pub(crate) fn try_submit(&self, task: Task) -> Result<(), Full> {
         let limit = self.capacity + self.threads;
         self.admitted
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| {
@@ -101,7 +101,7 @@ impl Pool {
     }
 
     /// Queues `task` whatever the line's length.
-    pub fn submit(&self, task: Task) -> Result<(), Full> {
+    pub(crate) fn submit(&self, task: Task) -> Result<(), Full> {
         self.admitted.fetch_add(1, Ordering::SeqCst);
         self.waiting.fetch_add(1, Ordering::SeqCst);
         self.send(task)
@@ -121,7 +121,7 @@ impl Pool {
     }
 
     /// Running and waiting counts.
-    pub fn load(&self) -> Load {
+    pub(crate) fn load(&self) -> Load {
         Load {
             running: self.running.load(Ordering::SeqCst),
             waiting: self.waiting.load(Ordering::SeqCst),
@@ -131,7 +131,7 @@ impl Pool {
     }
 
     /// Accepts nothing more, lets the queued tasks finish, and waits for the threads.
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         if let Ok(mut s) = self.sender.lock() {
             s.take();
         }

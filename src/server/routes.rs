@@ -33,31 +33,31 @@ use crate::EmbeddingCache;
 use crate::{CancelToken, Engine, Event, Generation, Progress};
 
 /// What every handler shares.
-pub struct AppState {
+pub(crate) struct AppState {
     /// The loaded model.
-    pub engine: Engine,
+    pub(crate) engine: Engine,
     /// The id clients name in `model`.
-    pub model_id: String,
+    pub(crate) model_id: String,
     /// When the model was loaded (unix seconds).
-    pub created: u64,
+    pub(crate) created: u64,
     /// Generation threads.
-    pub pool: Arc<Pool>,
+    pub(crate) pool: Arc<Pool>,
     /// Image sources allowed.
-    pub images: ImagePolicy,
+    pub(crate) images: ImagePolicy,
     /// Per-request limits.
-    pub limits: Limits,
+    pub(crate) limits: Limits,
     /// Largest request body.
-    pub body_limit: usize,
+    pub(crate) body_limit: usize,
     /// Background jobs.
-    pub jobs: Arc<Jobs>,
+    pub(crate) jobs: Arc<Jobs>,
     /// Image embeddings shared by all requests.
-    pub cache: Option<EmbeddingCache>,
+    pub(crate) cache: Option<EmbeddingCache>,
 }
 
 type Shared = Arc<AppState>;
 
 /// The router: every route but `/health` behind the API key, when there is one.
-pub fn router(state: Shared, key: Option<ApiKey>) -> Router {
+pub(crate) fn router(state: Shared, key: Option<ApiKey>) -> Router {
     let body_limit = state.body_limit;
     let api = Router::new()
         .route("/v1/models", get(models))
@@ -434,6 +434,6 @@ async fn cancel_job(State(s): State<Shared>, Path(id): Path<String>) -> Response
 }
 
 /// The embedding-cache directory under the data directory.
-pub fn embeddings_dir(data_dir: &std::path::Path) -> PathBuf {
+pub(crate) fn embeddings_dir(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("embeddings")
 }

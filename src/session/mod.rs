@@ -18,7 +18,7 @@ use crate::embedding_cache::EmbeddingCache;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::features::MediaFeatures;
-pub use crate::features::{ImageEmbedding, VideoEmbedding};
+use crate::features::{ImageEmbedding, VideoEmbedding};
 use crate::generate::{
     decode_loop, CancelToken, Event, GenerateOptions, Generation, LoopInput, Progress, Timings,
     Usage,

@@ -40,11 +40,11 @@ pub(super) struct Seen {
 /// A conversation prepared for the model.
 pub(super) struct Turn {
     /// The prompt; media chunks' pixels are dropped once encoded.
-    pub chunks: Vec<Chunk>,
+    pub(crate) chunks: Vec<Chunk>,
     /// Prompt tokens.
-    pub tokens: usize,
+    pub(crate) tokens: usize,
     /// Of which image-feature slots.
-    pub image_tokens: usize,
+    pub(crate) image_tokens: usize,
 }
 
 impl Session {

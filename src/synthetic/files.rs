@@ -2,12 +2,11 @@
 //! configs written from its layout, and the compiled-in tokenizer, chat template and
 //! generation config of the tiny test checkpoint.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::json;
 
 use super::Preset;
-use crate::error::{Error, Result};
 
 /// `<image>`'s id in the compiled-in tokenizer (checked by a test).
 const IMAGE_TOKEN_ID: u32 = 508;
@@ -26,7 +25,7 @@ const GENERATION_CONFIG_JSON: &str =
 impl Preset {
     /// The checkpoint's files other than the weights, as (file name, contents): `config.json`,
     /// `preprocessor_config.json`, `processor_config.json` and the tokenizer's files.
-    pub fn config_files(self) -> Vec<(&'static str, String)> {
+    pub(crate) fn config_files(self) -> Vec<(&'static str, String)> {
         let l = self.layout();
         let config = json!({
             "architectures": ["SmolVLMForConditionalGeneration"],
@@ -112,25 +111,14 @@ impl Preset {
     }
 
     /// The compiled-in `tokenizer.json` (also among [`Preset::config_files`]).
-    pub fn tokenizer_json(self) -> &'static str {
+    pub(crate) fn tokenizer_json(self) -> &'static str {
         TOKENIZER_JSON
     }
 
     /// Where errors about the preset's (in-memory) files point: `synthetic:<name>/<file>`.
-    pub fn origin(self) -> PathBuf {
+    pub(crate) fn origin(self) -> PathBuf {
         PathBuf::from(self.model_id())
     }
-}
-
-/// Writes `preset`'s configuration files into `dir` (which must exist) and returns their paths.
-pub fn write_config_files(preset: Preset, dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    for (name, contents) in preset.config_files() {
-        let path = dir.join(name);
-        std::fs::write(&path, contents).map_err(|e| Error::io(&path, e))?;
-        written.push(path);
-    }
-    Ok(written)
 }
 
 #[cfg(test)]

@@ -84,45 +84,45 @@ impl Preset {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layout {
     /// Decoder width.
-    pub text_hidden: usize,
+    pub(crate) text_hidden: usize,
     /// Decoder MLP width.
-    pub text_intermediate: usize,
+    pub(crate) text_intermediate: usize,
     /// Decoder layers.
-    pub text_layers: usize,
+    pub(crate) text_layers: usize,
     /// Query heads.
-    pub heads: usize,
+    pub(crate) heads: usize,
     /// Key/value heads.
-    pub kv_heads: usize,
+    pub(crate) kv_heads: usize,
     /// Rows of the token-embedding and output matrices.
-    pub vocab_size: usize,
+    pub(crate) vocab_size: usize,
     /// RoPE base.
-    pub rope_theta: f64,
+    pub(crate) rope_theta: f64,
     /// Context window.
-    pub max_position_embeddings: usize,
+    pub(crate) max_position_embeddings: usize,
     /// Vision tower width.
-    pub vision_hidden: usize,
+    pub(crate) vision_hidden: usize,
     /// Vision MLP width.
-    pub vision_intermediate: usize,
+    pub(crate) vision_intermediate: usize,
     /// Vision layers.
-    pub vision_layers: usize,
+    pub(crate) vision_layers: usize,
     /// Vision attention heads.
-    pub vision_heads: usize,
+    pub(crate) vision_heads: usize,
     /// Tile side in pixels.
-    pub image_size: usize,
+    pub(crate) image_size: usize,
     /// Patch side in pixels.
-    pub patch_size: usize,
+    pub(crate) patch_size: usize,
     /// Pixel-shuffle factor of the connector.
-    pub scale_factor: usize,
+    pub(crate) scale_factor: usize,
 }
 
 impl Layout {
     /// Width of one attention head of the decoder.
-    pub fn head_dim(&self) -> usize {
+    pub(crate) fn head_dim(&self) -> usize {
         self.text_hidden / self.heads.max(1)
     }
 
     /// Patches per tile side.
-    pub fn patches_per_side(&self) -> usize {
+    pub(crate) fn patches_per_side(&self) -> usize {
         self.image_size / self.patch_size.max(1)
     }
 

@@ -31,13 +31,11 @@ mod layout;
 mod weights;
 
 use crate::error::{Error, Result};
-pub use files::write_config_files;
-pub use layout::Layout;
-pub use weights::{Init, TensorPlan};
+use layout::Layout;
 
 /// The seed every synthetic model is built with, so `vlm bench --synthetic 256m` and the
 /// checkpoint `vlm synth --preset 256m` writes hold the same weights.
-pub const SEED: u64 = 0x5eed_5eed;
+pub(crate) const SEED: u64 = 0x5eed_5eed;
 
 /// A published architecture to build with random weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,7 +54,7 @@ pub enum Preset {
 
 impl Preset {
     /// Every preset, largest last.
-    pub const ALL: [Preset; 4] = [
+    const ALL: [Preset; 4] = [
         Preset::Tiny,
         Preset::SmolVlm2_256M,
         Preset::SmolVlm2_500M,
@@ -64,7 +62,7 @@ impl Preset {
     ];
 
     /// The short name (`256m`, `500m`, `2.2b`, `tiny`).
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             Preset::SmolVlm2_256M => "256m",
             Preset::SmolVlm2_500M => "500m",
@@ -79,7 +77,7 @@ impl Preset {
     }
 
     /// A directory-style model name (`SmolVLM2-256M-synthetic`), used for GGUF file names.
-    pub fn file_stem(self) -> &'static str {
+    pub(crate) fn file_stem(self) -> &'static str {
         match self {
             Preset::SmolVlm2_256M => "SmolVLM2-256M-synthetic",
             Preset::SmolVlm2_500M => "SmolVLM2-500M-synthetic",

@@ -12,14 +12,14 @@ use crate::error::Result;
 impl Preset {
     /// The random weights, as Hugging Face-named f32 tensors on the CPU (see
     /// [`Layout::weights`]).
-    pub fn weights(self, seed: u64) -> Result<HashMap<String, Tensor>> {
+    pub(crate) fn weights(self, seed: u64) -> Result<HashMap<String, Tensor>> {
         self.layout().weights(seed)
     }
 }
 
 /// How a tensor's values are drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Init {
+enum Init {
     /// All ones (norm scales).
     Ones,
     /// Approximately normal with mean 0 and this standard deviation.
@@ -28,13 +28,13 @@ pub enum Init {
 
 /// One tensor of a synthetic checkpoint.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TensorPlan {
+struct TensorPlan {
     /// Hugging Face name (`model.text_model.layers.0.mlp.up_proj.weight`).
-    pub name: String,
+    name: String,
     /// Shape, PyTorch order (`[out, in]` for matrices).
-    pub shape: Vec<usize>,
+    shape: Vec<usize>,
     /// How its values are drawn.
-    pub init: Init,
+    init: Init,
 }
 
 /// Standard deviation of random matrices, embeddings and biases. Small enough that activations
@@ -45,7 +45,7 @@ const WEIGHT_STD: f32 = 0.02;
 impl Layout {
     /// Every tensor of the checkpoint, in a fixed order: decoder, then vision tower, then
     /// connector. Norm scales are ones; everything else is drawn with standard deviation 0.02.
-    pub fn tensors(&self) -> Vec<TensorPlan> {
+    fn tensors(&self) -> Vec<TensorPlan> {
         let mut out = Vec::new();
         let mut put = |name: String, shape: &[usize], init: Init| {
             out.push(TensorPlan {
@@ -130,16 +130,11 @@ impl Layout {
             .sum()
     }
 
-    /// Bytes of the weights in f32 (what building them in memory takes).
-    pub fn f32_bytes(&self) -> usize {
-        self.parameters() * 4
-    }
-
     /// Draws every tensor of [`Layout::tensors`]. Deterministic: the values depend only on
     /// `seed` and each tensor's name (not on the thread count), so the same seed gives the same
     /// checkpoint on every machine. Normal values are Irwin–Hall sums of four uniforms (within
     /// ±3.5 standard deviations), which keeps drawing cheaper than memory bandwidth.
-    pub fn weights(&self, seed: u64) -> Result<HashMap<String, Tensor>> {
+    fn weights(&self, seed: u64) -> Result<HashMap<String, Tensor>> {
         self.tensors()
             .into_iter()
             .map(|t| {

@@ -33,7 +33,7 @@ pub enum Value {
 
 impl Value {
     /// The value as an unsigned integer, if it is a non-negative integer.
-    pub fn as_u64(&self) -> Option<u64> {
+    pub(crate) fn as_u64(&self) -> Option<u64> {
         match self {
             Value::U64(v) => Some(*v),
             Value::I64(v) => u64::try_from(*v).ok(),
@@ -42,7 +42,7 @@ impl Value {
     }
 
     /// The value as a float, if it is numeric.
-    pub fn as_f64(&self) -> Option<f64> {
+    pub(crate) fn as_f64(&self) -> Option<f64> {
         match self {
             Value::F64(v) => Some(*v),
             Value::U64(v) => Some(*v as f64),
@@ -52,7 +52,7 @@ impl Value {
     }
 
     /// The value as a string.
-    pub fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
             Value::String(s) => Some(s),
             _ => None,
@@ -60,7 +60,7 @@ impl Value {
     }
 
     /// The value as a boolean.
-    pub fn as_bool(&self) -> Option<bool> {
+    pub(crate) fn as_bool(&self) -> Option<bool> {
         match self {
             Value::Bool(b) => Some(*b),
             _ => None,
@@ -68,7 +68,7 @@ impl Value {
     }
 
     /// The value as an array.
-    pub fn as_array(&self) -> Option<&[Value]> {
+    pub(crate) fn as_array(&self) -> Option<&[Value]> {
         match self {
             Value::Array(a) => Some(a),
             _ => None,
@@ -84,9 +84,9 @@ pub struct TensorInfo {
     /// Shape in PyTorch order (outermost first; GGUF stores the reverse).
     pub shape: Vec<usize>,
     /// Byte offset of the data from the start of the file.
-    pub offset: usize,
+    pub(crate) offset: usize,
     /// Byte length of the data.
-    pub len: usize,
+    len: usize,
 }
 
 /// An opened GGUF file.
@@ -135,12 +135,12 @@ impl GgufFile {
     }
 
     /// A metadata value.
-    pub fn get(&self, key: &str) -> Option<&Value> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
         self.metadata.get(key)
     }
 
     /// A required string value.
-    pub fn str(&self, key: &str) -> Result<&str> {
+    pub(crate) fn str(&self, key: &str) -> Result<&str> {
         self.get(key)
             .and_then(Value::as_str)
             .ok_or_else(|| self.missing(key, "a string"))
@@ -155,7 +155,7 @@ impl GgufFile {
     }
 
     /// A required numeric value.
-    pub fn f64(&self, key: &str) -> Result<f64> {
+    pub(crate) fn f64(&self, key: &str) -> Result<f64> {
         self.get(key)
             .and_then(Value::as_f64)
             .ok_or_else(|| self.missing(key, "a number"))
@@ -233,7 +233,7 @@ impl GgufFile {
 }
 
 /// ggml type id → Candle type. Types Candle cannot run are refused by name.
-pub fn dtype_from_id(id: u32) -> std::result::Result<GgmlDType, String> {
+fn dtype_from_id(id: u32) -> std::result::Result<GgmlDType, String> {
     Ok(match id {
         0 => GgmlDType::F32,
         1 => GgmlDType::F16,
@@ -255,7 +255,7 @@ pub fn dtype_from_id(id: u32) -> std::result::Result<GgmlDType, String> {
 }
 
 /// Candle type → ggml type id (for writing).
-pub fn dtype_id(dtype: GgmlDType) -> u32 {
+pub(crate) fn dtype_id(dtype: GgmlDType) -> u32 {
     match dtype {
         GgmlDType::F32 => 0,
         GgmlDType::F16 => 1,

@@ -17,26 +17,18 @@ use crate::error::{Error, Result};
 
 /// Alignment of the tensor data section and of every tensor in it. It is the GGUF default, so
 /// the `general.alignment` key is not written (as gguf-py does).
-pub const ALIGNMENT: usize = 32;
+const ALIGNMENT: usize = 32;
 
 const MAGIC: &[u8; 4] = b"GGUF";
 const VERSION: u32 = 3;
 
 /// A typed metadata value, with GGUF's value types.
 #[derive(Debug, Clone, PartialEq)]
-pub enum MetaValue {
-    /// `UINT8`.
-    U8(u8),
-    /// `INT32`.
-    I32(i32),
+pub(crate) enum MetaValue {
     /// `UINT32`: counts, sizes and token ids, as llama.cpp writes them.
     U32(u32),
-    /// `UINT64`.
-    U64(u64),
     /// `FLOAT32`: epsilons, RoPE base.
     F32(f32),
-    /// `FLOAT64`.
-    F64(f64),
     /// `BOOL`.
     Bool(bool),
     /// `STRING` (UTF-8).
@@ -47,11 +39,9 @@ pub enum MetaValue {
 
 /// A homogeneous metadata array.
 #[derive(Debug, Clone, PartialEq)]
-pub enum MetaArray {
+pub(crate) enum MetaArray {
     /// Array of `INT32` (token types).
     I32(Vec<i32>),
-    /// Array of `UINT32`.
-    U32(Vec<u32>),
     /// Array of `FLOAT32` (image mean and std).
     F32(Vec<f32>),
     /// Array of `STRING` (tokens, merges).
@@ -90,18 +80,18 @@ impl From<u32> for MetaValue {
 
 /// One tensor the file will hold.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TensorSpec {
+pub(crate) struct TensorSpec {
     /// GGUF tensor name.
-    pub name: String,
+    pub(crate) name: String,
     /// Shape in PyTorch order (outermost first); the file stores the reverse, ggml's `ne`.
-    pub shape: Vec<usize>,
+    pub(crate) shape: Vec<usize>,
     /// Storage type.
-    pub dtype: GgmlDType,
+    pub(crate) dtype: GgmlDType,
 }
 
 impl TensorSpec {
     /// Bytes of the tensor's data (whole blocks of the storage type).
-    pub fn byte_len(&self) -> Result<usize> {
+    fn byte_len(&self) -> Result<usize> {
         let elems: usize = self.shape.iter().product();
         let row = self.shape.last().copied().unwrap_or(0);
         let block = self.dtype.block_size();
@@ -121,7 +111,7 @@ impl TensorSpec {
 
 /// A GGUF file being written: the header and tensor table go out on [`GgufWriter::new`], then
 /// each tensor's data, in the order the specs were given, through [`GgufWriter::write_tensor`].
-pub struct GgufWriter<W: Write> {
+pub(crate) struct GgufWriter<W: Write> {
     out: W,
     tensors: Vec<(TensorSpec, usize)>,
     next: usize,
@@ -131,7 +121,7 @@ pub struct GgufWriter<W: Write> {
 
 impl GgufWriter<std::io::BufWriter<std::fs::File>> {
     /// Creates (or truncates) `path` and writes the header there.
-    pub fn create(
+    pub(crate) fn create(
         path: &Path,
         metadata: &[(String, MetaValue)],
         tensors: Vec<TensorSpec>,
@@ -146,7 +136,11 @@ impl GgufWriter<std::io::BufWriter<std::fs::File>> {
 impl<W: Write> GgufWriter<W> {
     /// Writes the header, the metadata and the tensor table to `out`. Sizes and offsets are
     /// known from the specs alone, so the data can follow tensor by tensor.
-    pub fn new(out: W, metadata: &[(String, MetaValue)], tensors: Vec<TensorSpec>) -> Result<Self> {
+    pub(crate) fn new(
+        out: W,
+        metadata: &[(String, MetaValue)],
+        tensors: Vec<TensorSpec>,
+    ) -> Result<Self> {
         let mut sized = Vec::with_capacity(tensors.len());
         for spec in tensors {
             let len = spec.byte_len()?;
@@ -190,7 +184,7 @@ impl<W: Write> GgufWriter<W> {
     }
 
     /// Writes the data of the next tensor, which must be `name` and have exactly its byte size.
-    pub fn write_tensor(&mut self, name: &str, data: &[u8]) -> Result<()> {
+    pub(crate) fn write_tensor(&mut self, name: &str, data: &[u8]) -> Result<()> {
         let Some((spec, len)) = self.tensors.get(self.next) else {
             return Err(Error::Weight {
                 name: name.to_string(),
@@ -220,7 +214,7 @@ impl<W: Write> GgufWriter<W> {
     }
 
     /// Checks every tensor was written, flushes, and hands back the sink.
-    pub fn finish(mut self) -> Result<W> {
+    pub(crate) fn finish(mut self) -> Result<W> {
         if let Some((spec, _)) = self.tensors.get(self.next) {
             return Err(Error::Weight {
                 name: spec.name.clone(),
@@ -262,32 +256,23 @@ fn put_string(buf: &mut Vec<u8>, s: &str) {
 /// GGUF value type ids (`gguf_type` in ggml).
 fn value_type(v: &MetaValue) -> u32 {
     match v {
-        MetaValue::U8(_) => 0,
         MetaValue::U32(_) => 4,
-        MetaValue::I32(_) => 5,
         MetaValue::F32(_) => 6,
         MetaValue::Bool(_) => 7,
         MetaValue::String(_) => 8,
         MetaValue::Array(_) => 9,
-        MetaValue::U64(_) => 10,
-        MetaValue::F64(_) => 12,
     }
 }
 
 fn put_value(buf: &mut Vec<u8>, v: &MetaValue) {
     match v {
-        MetaValue::U8(x) => buf.push(*x),
-        MetaValue::I32(x) => buf.extend(x.to_le_bytes()),
         MetaValue::U32(x) => buf.extend(x.to_le_bytes()),
-        MetaValue::U64(x) => buf.extend(x.to_le_bytes()),
         MetaValue::F32(x) => buf.extend(x.to_le_bytes()),
-        MetaValue::F64(x) => buf.extend(x.to_le_bytes()),
         MetaValue::Bool(x) => buf.push(u8::from(*x)),
         MetaValue::String(s) => put_string(buf, s),
         MetaValue::Array(a) => {
             let (item_type, len) = match a {
                 MetaArray::I32(v) => (5u32, v.len()),
-                MetaArray::U32(v) => (4, v.len()),
                 MetaArray::F32(v) => (6, v.len()),
                 MetaArray::String(v) => (8, v.len()),
             };
@@ -295,7 +280,6 @@ fn put_value(buf: &mut Vec<u8>, v: &MetaValue) {
             buf.extend((len as u64).to_le_bytes());
             match a {
                 MetaArray::I32(v) => v.iter().for_each(|x| buf.extend(x.to_le_bytes())),
-                MetaArray::U32(v) => v.iter().for_each(|x| buf.extend(x.to_le_bytes())),
                 MetaArray::F32(v) => v.iter().for_each(|x| buf.extend(x.to_le_bytes())),
                 MetaArray::String(v) => v.iter().for_each(|s| put_string(buf, s)),
             }

@@ -2,15 +2,15 @@
 //! the quantization policy says so.
 //!
 //! The model definition asks for tensors by their Hugging Face names through [`Weights`];
-//! safetensors checkpoints answer directly, GGUF pairs through the name table in [`names`].
+//! safetensors checkpoints answer directly, GGUF pairs through the name table in `names`.
 //! Differences between formats are data here (a quantized matrix, a RoPE layout), never a
 //! second model definition.
 
 pub mod gguf;
-pub mod gguf_writer;
-pub mod names;
-pub mod quant;
-pub mod safetensors;
+pub(crate) mod gguf_writer;
+pub(crate) mod names;
+mod quant;
+mod safetensors;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,14 +22,15 @@ use candle_nn::VarBuilder;
 use crate::error::{Error, Result};
 use gguf::GgufFile;
 use names::GgufPart;
-pub use quant::{QuantPolicy, QuantType, Target};
+pub(crate) use quant::Target;
+pub use quant::{QuantPolicy, QuantType};
 
 /// A text GGUF and, for images, its mmproj GGUF.
-pub struct GgufPair {
+pub(crate) struct GgufPair {
     /// The text model (`general.architecture = llama`).
-    pub text: GgufFile,
+    pub(crate) text: GgufFile,
     /// The vision projector (`general.architecture = clip`), if given.
-    pub mmproj: Option<GgufFile>,
+    pub(crate) mmproj: Option<GgufFile>,
 }
 
 #[derive(Clone)]
@@ -40,7 +41,7 @@ enum Store {
 
 /// A matrix as a checkpoint (and the load-time quantization policy) keeps it.
 #[derive(Debug)]
-pub enum StoredMatrix {
+pub(crate) enum StoredMatrix {
     /// Dense values.
     Dense(Tensor),
     /// ggml blocks, multiplied or looked up without a dense copy.
@@ -49,7 +50,7 @@ pub enum StoredMatrix {
 
 /// What a matrix is for, which decides the quantization policy's rule for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MatrixUse {
+pub(crate) enum MatrixUse {
     /// Multiplied with activations (a linear layer).
     Product,
     /// Rows looked up by token id (an embedding table).
@@ -69,7 +70,7 @@ pub struct Weights {
 impl Weights {
     /// Memory-maps safetensors files (one, or all shards of one checkpoint). Tensors are
     /// converted to `dtype` on `device` when read; `quant` quantizes matrices at load.
-    pub fn from_safetensors(
+    pub(crate) fn from_safetensors(
         files: &[PathBuf],
         dtype: DType,
         device: &Device,
@@ -99,7 +100,7 @@ impl Weights {
     /// Serves tensors held in memory under their Hugging Face names (a synthetic checkpoint)
     /// exactly as a safetensors checkpoint: converted to `dtype` on `device` when read,
     /// quantized at load by `quant`.
-    pub fn from_tensors(
+    pub(crate) fn from_tensors(
         tensors: std::collections::HashMap<String, Tensor>,
         dtype: DType,
         device: &Device,
@@ -116,7 +117,7 @@ impl Weights {
 
     /// Serves a GGUF pair under Hugging Face names. Activations use `dtype`; quantized
     /// matrices stay quantized.
-    pub fn from_gguf(pair: Arc<GgufPair>, dtype: DType, device: &Device) -> Self {
+    pub(crate) fn from_gguf(pair: Arc<GgufPair>, dtype: DType, device: &Device) -> Self {
         Weights {
             store: Store::Gguf(pair),
             prefix: String::new(),
@@ -128,19 +129,19 @@ impl Weights {
 
     /// Whether the weights come from GGUF files (whose Q/K rows are permuted for interleaved
     /// RoPE by llama.cpp's converter).
-    pub fn is_gguf(&self) -> bool {
+    pub(crate) fn is_gguf(&self) -> bool {
         matches!(self.store, Store::Gguf(_))
     }
 
     /// The same weights, with `prefix` appended to the name path.
-    pub fn pp(&self, prefix: impl ToString) -> Weights {
+    pub(crate) fn pp(&self, prefix: impl ToString) -> Weights {
         let mut w = self.clone();
         w.prefix = self.path(&prefix.to_string());
         w
     }
 
     /// Full Hugging Face name of `name` under this prefix.
-    pub fn path(&self, name: &str) -> String {
+    fn path(&self, name: &str) -> String {
         if self.prefix.is_empty() {
             name.to_string()
         } else {
@@ -149,26 +150,17 @@ impl Weights {
     }
 
     /// The compute dtype.
-    pub fn dtype(&self) -> DType {
+    pub(crate) fn dtype(&self) -> DType {
         self.dtype
     }
 
     /// The device tensors are placed on.
-    pub fn device(&self) -> &Device {
+    pub(crate) fn device(&self) -> &Device {
         &self.device
     }
 
-    /// Whether a tensor named `name` exists under this prefix.
-    pub fn contains(&self, name: &str) -> bool {
-        let full = self.path(name);
-        match &self.store {
-            Store::Safetensors(vb) => vb.contains_tensor(&full),
-            Store::Gguf(pair) => gguf_location(pair, &full).is_some(),
-        }
-    }
-
     /// Reads tensor `name`, which must have `shape`, as a dense tensor in the compute dtype.
-    pub fn get(&self, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
+    pub(crate) fn get(&self, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
         let shape: Shape = shape.into();
         let full = self.path(name);
         match &self.store {
@@ -190,7 +182,7 @@ impl Weights {
     /// The matrix `weight` under this prefix, `[rows, cols]`, as the file and the quantization
     /// policy keep it: ggml blocks, or dense (in the compute dtype unless the policy names
     /// another). `use` says which policy rule applies.
-    pub fn matrix(&self, rows: usize, cols: usize, use_: MatrixUse) -> Result<StoredMatrix> {
+    pub(crate) fn matrix(&self, rows: usize, cols: usize, use_: MatrixUse) -> Result<StoredMatrix> {
         let full = self.path("weight");
         match &self.store {
             Store::Safetensors(_) => {
@@ -294,6 +286,6 @@ fn swapped_ffn_name(name: &str) -> Option<String> {
 
 /// The safetensors files of a checkpoint directory: `model.safetensors`, or the shards listed
 /// by `model.safetensors.index.json`.
-pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     safetensors::files_in_dir(dir)
 }

@@ -7,7 +7,7 @@
 
 /// Which file of a GGUF pair holds a tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GgufPart {
+pub(crate) enum GgufPart {
     /// The text-model GGUF (`general.architecture = llama`).
     Text,
     /// The projector GGUF (`general.architecture = clip`).
@@ -98,7 +98,7 @@ const TEXT_LAYERS: &str = "model.text_model.layers.";
 const VISION_LAYERS: &str = "model.vision_model.encoder.layers.";
 
 /// The GGUF name and file of a Hugging Face tensor name.
-pub fn to_gguf(hf: &str) -> Option<(GgufPart, String)> {
+pub(crate) fn to_gguf(hf: &str) -> Option<(GgufPart, String)> {
     if let Some((_, g, part)) = GLOBAL.iter().find(|(h, _, _)| *h == hf) {
         return Some((*part, (*g).to_string()));
     }
@@ -118,7 +118,8 @@ pub fn to_gguf(hf: &str) -> Option<(GgufPart, String)> {
 }
 
 /// The Hugging Face name of a GGUF tensor name (the inverse of [`to_gguf`]).
-pub fn to_hf(part: GgufPart, gguf: &str) -> Option<String> {
+#[cfg(test)]
+fn to_hf(part: GgufPart, gguf: &str) -> Option<String> {
     if let Some((h, _, _)) = GLOBAL.iter().find(|(_, g, p)| *g == gguf && *p == part) {
         return Some((*h).to_string());
     }
@@ -134,7 +135,8 @@ pub fn to_hf(part: GgufPart, gguf: &str) -> Option<String> {
 }
 
 /// Every Hugging Face tensor name of a model with the given layer counts (lm_head included).
-pub fn hf_names(text_layers: usize, vision_layers: usize) -> Vec<String> {
+#[cfg(test)]
+fn hf_names(text_layers: usize, vision_layers: usize) -> Vec<String> {
     let mut names: Vec<String> = GLOBAL.iter().map(|(h, _, _)| (*h).to_string()).collect();
     for i in 0..text_layers {
         names.extend(

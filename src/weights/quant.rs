@@ -46,7 +46,7 @@ impl std::str::FromStr for QuantType {
 
 /// What one matrix becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// A ggml block type.
     Quant(GgmlDType),
     /// A dense matrix in this dtype.
@@ -57,16 +57,16 @@ pub enum Target {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuantPolicy {
     /// Decoder matrices (attention and MLP).
-    pub text: Target,
+    text: Target,
     /// Vision tower and connector matrices.
-    pub vision: Target,
+    pub(crate) vision: Target,
     /// Token embeddings (and a tied `lm_head`).
-    pub embeddings: Target,
+    embeddings: Target,
 }
 
 impl QuantPolicy {
     /// The documented policy of each choice.
-    pub fn new(t: QuantType) -> Self {
+    pub(crate) fn new(t: QuantType) -> Self {
         let q8 = Target::Quant(GgmlDType::Q8_0);
         match t {
             QuantType::Q8_0 => QuantPolicy {
@@ -104,7 +104,7 @@ impl QuantPolicy {
     }
 
     /// The type of the matrix with Hugging Face name `name` and rows of `row_len` elements.
-    pub fn matrix(&self, name: &str, row_len: usize) -> Target {
+    pub(crate) fn matrix(&self, name: &str, row_len: usize) -> Target {
         let target =
             if name.starts_with("model.vision_model.") || name.starts_with("model.connector.") {
                 self.vision
@@ -115,14 +115,14 @@ impl QuantPolicy {
     }
 
     /// The type of an embedding matrix with rows of `row_len` elements.
-    pub fn embedding(&self, row_len: usize) -> Target {
+    pub(crate) fn embedding(&self, row_len: usize) -> Target {
         fit_rows(self.embeddings, row_len)
     }
 }
 
 /// llama.cpp's fallback when rows do not divide into blocks: k-quants (256-element blocks) drop
 /// to the nearest 32-element type, and rows that are not multiples of 32 stay F16.
-pub fn fit_rows(target: Target, row_len: usize) -> Target {
+fn fit_rows(target: Target, row_len: usize) -> Target {
     let Target::Quant(ty) = target else {
         return target;
     };

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 /// `model.safetensors` if present, else the shards named by `model.safetensors.index.json`.
-pub fn files_in_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn files_in_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     let single = dir.join("model.safetensors");
     if single.is_file() {
         return Ok(vec![single]);
@@ -55,7 +55,7 @@ pub fn files_in_dir(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Checks that `path` is a complete safetensors file whose tensors are float32, bfloat16 or
 /// float16, so that a truncated or foreign file fails here with its name rather than later.
-pub fn validate(path: &Path) -> Result<()> {
+pub(crate) fn validate(path: &Path) -> Result<()> {
     let bad = |problem: String| Error::WeightFile {
         path: path.to_path_buf(),
         problem,

@@ -6,7 +6,7 @@ use super::card::{Comparison, Difference, PricingModel, ToolCard, CARD_SCHEMA_VE
 use super::extract::numbers;
 
 /// Builds the comparison of `cards` (warnings and stats left empty).
-pub fn assemble(cards: Vec<ToolCard>) -> Comparison {
+pub(crate) fn assemble(cards: Vec<ToolCard>) -> Comparison {
     let names: Vec<String> = cards
         .iter()
         .enumerate()
@@ -24,7 +24,7 @@ pub fn assemble(cards: Vec<ToolCard>) -> Comparison {
 }
 
 /// The tool's name, or "Tool N (file)" when the screenshot shows none.
-pub fn display_name(card: &ToolCard, index: usize) -> String {
+pub(crate) fn display_name(card: &ToolCard, index: usize) -> String {
     match &card.name {
         Some(name) => name.clone(),
         None => format!("Tool {} ({})", index + 1, card.source.file),
@@ -38,7 +38,7 @@ fn same(a: &Option<String>, b: &Option<String>) -> bool {
 
 /// Rows where at least two tools show different values (a value against "not visible"
 /// counts); rows no tool shows are left out.
-pub fn differences(cards: &[ToolCard]) -> Vec<Difference> {
+fn differences(cards: &[ToolCard]) -> Vec<Difference> {
     let mut rows = Vec::new();
     let mut row = |field: &str, values: Vec<Option<String>>| {
         let shown = values.iter().any(Option::is_some);
@@ -105,7 +105,7 @@ pub fn differences(cards: &[ToolCard]) -> Vec<Difference> {
 
 /// A figure read from a panel's ship figure or a vote, so that tools can be ranked on it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Figure {
+enum Figure {
     /// A share: "82%" is 0.82, "4/5" and "4 of 5" are 0.8.
     Share(f64),
     /// A count: "1,204 upvotes".
@@ -113,7 +113,7 @@ pub enum Figure {
 }
 
 /// The figure in `text`, if it has one.
-pub fn figure(text: &str) -> Option<Figure> {
+fn figure(text: &str) -> Option<Figure> {
     let nums: Vec<f64> = numbers(text)
         .iter()
         .filter_map(|n| n.parse().ok())
@@ -236,7 +236,7 @@ fn list(items: &[String]) -> String {
 }
 
 /// A few sentences from the cards' text alone.
-pub fn verdict(cards: &[ToolCard], names: &[String]) -> String {
+fn verdict(cards: &[ToolCard], names: &[String]) -> String {
     let mut sentences = Vec::new();
     for (card, name) in cards.iter().zip(names) {
         let price = match (&card.entry_price, card.pricing_model) {

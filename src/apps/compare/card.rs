@@ -18,7 +18,7 @@ pub const CARD_SCHEMA_V1: &str = "vlm-compare-card/1";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
     /// [`CARD_SCHEMA_VERSION`].
-    pub schema_version: String,
+    pub(crate) schema_version: String,
     /// "A vs B — which one should you ship with?"
     pub title: String,
     /// One card per screenshot, in the order given.
@@ -41,9 +41,9 @@ pub struct ToolCard {
     /// Product name.
     pub name: Option<String>,
     /// Kind of tool, e.g. "code editor".
-    pub category: Option<String>,
+    pub(crate) category: Option<String>,
     /// The one-line pitch.
-    pub tagline: Option<String>,
+    pub(crate) tagline: Option<String>,
     /// The lowest price shown, as shown ("$20/mo", "Free").
     pub entry_price: Option<String>,
     /// How it is sold.
@@ -69,7 +69,7 @@ pub struct ToolCard {
 
 impl ToolCard {
     /// The text of one field of a card, on one line; `None` when not visible.
-    pub fn field_text(&self, field: Field) -> Option<String> {
+    pub(crate) fn field_text(&self, field: Field) -> Option<String> {
         match field {
             Field::Name => self.name.clone(),
             Field::Category => self.category.clone(),
@@ -124,7 +124,7 @@ pub enum PricingModel {
 
 impl PricingModel {
     /// Every value, in schema order.
-    pub const ALL: [PricingModel; 6] = [
+    pub(crate) const ALL: [PricingModel; 6] = [
         PricingModel::Free,
         PricingModel::Freemium,
         PricingModel::FreeTrial,
@@ -134,7 +134,7 @@ impl PricingModel {
     ];
 
     /// The text used in the card ("free trial").
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PricingModel::Free => "free",
             PricingModel::Freemium => "freemium",
@@ -146,7 +146,7 @@ impl PricingModel {
     }
 
     /// The value whose text is `s`.
-    pub fn parse(s: &str) -> Option<PricingModel> {
+    pub(crate) fn parse(s: &str) -> Option<PricingModel> {
         PricingModel::ALL.into_iter().find(|p| p.as_str() == s)
     }
 }
@@ -155,9 +155,9 @@ impl PricingModel {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyFact {
     /// "Templates".
-    pub label: String,
+    pub(crate) label: String,
     /// "240+".
-    pub value: String,
+    pub(crate) value: String,
 }
 
 /// The screenshot a card was read from.
@@ -185,9 +185,9 @@ pub struct Difference {
 pub enum Field {
     /// [`ToolCard::name`].
     Name,
-    /// [`ToolCard::category`].
+    /// `ToolCard::category`.
     Category,
-    /// [`ToolCard::tagline`].
+    /// `ToolCard::tagline`.
     Tagline,
     /// [`ToolCard::entry_price`].
     EntryPrice,
@@ -232,7 +232,7 @@ impl Field {
     }
 
     /// The scorecard angle this field is, if any.
-    pub fn angle(self) -> Option<Angle> {
+    fn angle(self) -> Option<Angle> {
         match self {
             Field::Scorecard(a) => Some(a),
             _ => None,
@@ -240,7 +240,7 @@ impl Field {
     }
 
     /// The JSON key ("entry_price").
-    pub fn key(self) -> &'static str {
+    fn key(self) -> &'static str {
         match self {
             Field::Name => "name",
             Field::Category => "category",
@@ -274,7 +274,7 @@ impl Field {
     }
 
     /// The JSON schema of the field's value, `null` included.
-    pub fn schema(self) -> Value {
+    pub(crate) fn schema(self) -> Value {
         let text =
             |max: usize| json!({"type": ["string", "null"], "minLength": 1, "maxLength": max});
         let list = |max_items: usize, max_len: usize| {
@@ -320,37 +320,37 @@ impl Field {
 }
 
 /// Length limits of the card's text, in characters (lists: in items).
-pub struct Limits {
+pub(crate) struct Limits {
     /// Product name.
-    pub name: usize,
+    pub(crate) name: usize,
     /// Category.
-    pub category: usize,
+    pub(crate) category: usize,
     /// Tagline.
-    pub tagline: usize,
+    pub(crate) tagline: usize,
     /// Entry price.
-    pub entry_price: usize,
+    pub(crate) entry_price: usize,
     /// Key facts per tool.
-    pub key_facts: usize,
+    pub(crate) key_facts: usize,
     /// A key fact's label.
-    pub fact_label: usize,
+    pub(crate) fact_label: usize,
     /// A key fact's value.
-    pub fact_value: usize,
+    pub(crate) fact_value: usize,
     /// Claims per tool.
-    pub claims: usize,
+    pub(crate) claims: usize,
     /// One claim.
-    pub claim: usize,
+    pub(crate) claim: usize,
     /// Ratings per tool.
-    pub ratings: usize,
+    pub(crate) ratings: usize,
     /// One rating.
-    pub rating: usize,
+    pub(crate) rating: usize,
     /// The panel's ship figure.
-    pub panel_ship: usize,
+    pub(crate) panel_ship: usize,
     /// The community vote.
-    pub community_vote: usize,
+    pub(crate) community_vote: usize,
 }
 
 /// The limits the schema publishes.
-pub const LIMITS: Limits = Limits {
+pub(crate) const LIMITS: Limits = Limits {
     name: 60,
     category: 40,
     tagline: 140,

@@ -20,11 +20,11 @@ pub struct Question {
     /// The field it fills.
     pub field: Field,
     /// What the model is asked.
-    pub prompt: String,
+    prompt: String,
     /// What the answer must look like.
     pub constraint: Constraint,
     /// Most tokens the answer may take; the constraint's length limits fit well inside.
-    pub max_tokens: usize,
+    max_tokens: usize,
 }
 
 /// The answer to [`PricingModel`]'s question when the page says nothing about it.
@@ -132,12 +132,12 @@ pub struct Opened {
     /// Vision tower and connector (zero when the features came from the cache).
     pub encode: Duration,
     /// Decoding and hashing the image, the cache look-up, resizing and tokenizing.
-    pub preprocess: Duration,
+    preprocess: Duration,
     /// Why a cache entry for this image was unusable (it was removed and the image
     /// re-encoded).
     pub cache_corrupt: Option<String>,
     /// Prefill of the shared image prefix.
-    pub prefill: Duration,
+    pub(crate) prefill: Duration,
 }
 
 /// Answers the field questions about one screenshot at a time. The model is one
@@ -313,7 +313,7 @@ pub fn apply(card: &mut ToolCard, field: Field, text: &str) -> std::result::Resu
 }
 
 /// The numbers written in `text` ("4.8", "1,204" as "1204", "82"), in order.
-pub fn numbers(text: &str) -> Vec<String> {
+pub(crate) fn numbers(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     let mut chars = text.chars().peekable();
@@ -342,7 +342,7 @@ pub fn numbers(text: &str) -> Vec<String> {
 /// page as shown: name, tagline, price, facts, claims, ratings, panel figure, vote) do not
 /// show, and returns why for each. The model's other answers are the only witness of the page's
 /// text, and a number no other answer read is more likely made up than read.
-pub fn ground_scorecard(card: &mut ToolCard) -> Vec<String> {
+pub(crate) fn ground_scorecard(card: &mut ToolCard) -> Vec<String> {
     let shown: Vec<String> = Field::facts()
         .filter_map(|f| card.field_text(f))
         .flat_map(|t| numbers(&t))

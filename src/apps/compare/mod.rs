@@ -5,7 +5,7 @@
 //! Data flow: each screenshot is read and hashed ([`Shot`]), opened once by an
 //! [`Extractor`] (the model encodes it, or takes its features from the [`EmbeddingCache`], and
 //! prefills it once), then asked one constrained question per [`Field`] on forks of that
-//! session. The cards are then compared ([`assemble`]) and rendered ([`render`]) without the
+//! session. The cards are then compared (`assemble`) and rendered ([`render`]) without the
 //! model.
 //!
 //! ```no_run
@@ -19,11 +19,11 @@
 //! # Ok::<(), vlm::Error>(())
 //! ```
 
-pub mod assemble;
-pub mod card;
+mod assemble;
+mod card;
 pub mod extract;
 pub mod render;
-pub mod scorecard;
+mod scorecard;
 
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -70,7 +70,7 @@ impl Default for CompareOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shot {
     /// The image as given.
-    pub input: ImageInput,
+    input: ImageInput,
     /// Its name, size and hash.
     pub source: Source,
 }

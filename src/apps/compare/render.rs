@@ -14,7 +14,7 @@ use crate::units::human_bytes;
 use crate::{Error, Result};
 
 /// What every renderer writes for `null`.
-pub const NOT_VISIBLE: &str = "not visible";
+const NOT_VISIBLE: &str = "not visible";
 
 fn source_text(card: &ToolCard) -> String {
     let short: String = card.source.sha256.chars().take(12).collect();

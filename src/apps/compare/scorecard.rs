@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// Longest text of one scorecard point, in characters.
-pub const POINT_MAX_CHARS: usize = 160;
+pub(crate) const POINT_MAX_CHARS: usize = 160;
 
 /// One angle of the scorecard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,11 +28,11 @@ pub enum Angle {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Point {
     /// JSON key ("dx_bet").
-    pub key: &'static str,
+    pub(crate) key: &'static str,
     /// Row label ("DX bet").
-    pub label: &'static str,
+    pub(crate) label: &'static str,
     /// What the question asks for ("the bet it makes on developer experience").
-    pub asks: &'static str,
+    pub(crate) asks: &'static str,
 }
 
 impl Angle {
@@ -45,7 +45,7 @@ impl Angle {
     ];
 
     /// JSON key ("developer_experience").
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Angle::DeveloperExperience => "developer_experience",
             Angle::Competition => "competition",
@@ -76,7 +76,7 @@ impl Angle {
 
     /// The JSON schema of the angle: an object with every point (a short string or `null`), or
     /// `null` when the page shows nothing of this angle.
-    pub fn schema(self) -> Value {
+    pub(crate) fn schema(self) -> Value {
         let mut props = serde_json::Map::new();
         for p in self.points() {
             props.insert(
@@ -110,16 +110,16 @@ macro_rules! angle_notes {
 
         impl $name {
             /// The points, in order.
-            pub const POINTS: &'static [Point] =
+            const POINTS: &'static [Point] =
                 &[$(Point { key: stringify!($field), label: $label, asks: $asks }),+];
 
             /// Each point's text, in [`Self::POINTS`] order.
-            pub fn values(&self) -> Vec<Option<&str>> {
+            fn values(&self) -> Vec<Option<&str>> {
                 vec![$(self.$field.as_deref()),+]
             }
 
             /// Each point's slot, in [`Self::POINTS`] order.
-            pub fn values_mut(&mut self) -> Vec<&mut Option<String>> {
+            fn values_mut(&mut self) -> Vec<&mut Option<String>> {
                 vec![$(&mut self.$field),+]
             }
         }
@@ -166,11 +166,11 @@ angle_notes! {
 #[serde(deny_unknown_fields)]
 pub struct Scorecard {
     /// [`Angle::DeveloperExperience`].
-    pub developer_experience: Option<DeveloperExperience>,
+    developer_experience: Option<DeveloperExperience>,
     /// [`Angle::Competition`].
-    pub competition: Option<Competition>,
+    pub(crate) competition: Option<Competition>,
     /// [`Angle::Thesis`].
-    pub thesis: Option<Thesis>,
+    thesis: Option<Thesis>,
     /// [`Angle::Business`].
     pub business: Option<Business>,
 }
@@ -188,7 +188,7 @@ impl Scorecard {
     }
 
     /// The slots of `angle`'s points, in order; `None` when the angle is not visible.
-    pub fn values_mut(&mut self, angle: Angle) -> Option<Vec<&mut Option<String>>> {
+    pub(crate) fn values_mut(&mut self, angle: Angle) -> Option<Vec<&mut Option<String>>> {
         Some(match angle {
             Angle::DeveloperExperience => self.developer_experience.as_mut()?.values_mut(),
             Angle::Competition => self.competition.as_mut()?.values_mut(),
@@ -199,7 +199,7 @@ impl Scorecard {
 
     /// Stores the answer for `angle` (a JSON object of its points, or `null`); an angle whose
     /// points are all `null` is stored as not visible.
-    pub fn set(&mut self, angle: Angle, value: Value) -> Result<(), String> {
+    pub(crate) fn set(&mut self, angle: Angle, value: Value) -> Result<(), String> {
         fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<Option<T>, String> {
             match value {
                 Value::Null => Ok(None),
@@ -219,7 +219,7 @@ impl Scorecard {
     }
 
     /// Turns angles with no visible point into `None`.
-    pub fn drop_empty(&mut self) {
+    pub(crate) fn drop_empty(&mut self) {
         for angle in Angle::ALL {
             let empty = self
                 .entries(angle)
@@ -236,12 +236,12 @@ impl Scorecard {
     }
 
     /// True when no angle is visible.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         Angle::ALL.iter().all(|a| self.entries(*a).is_none())
     }
 
     /// The JSON schema of a scorecard (`null` = the page shows none).
-    pub fn schema() -> Value {
+    pub(crate) fn schema() -> Value {
         let mut props = serde_json::Map::new();
         for a in Angle::ALL {
             props.insert(a.key().into(), a.schema());

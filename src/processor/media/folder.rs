@@ -4,20 +4,20 @@
 use std::path::{Path, PathBuf};
 
 /// File extensions read as images (compared without case).
-pub const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "webp", "gif"];
+const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "webp", "gif"];
 
 /// A directory's entries split by [`image_files`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImageFiles {
+pub(crate) struct ImageFiles {
     /// Files with an image extension ([`IMAGE_EXTENSIONS`]), sorted by name.
-    pub images: Vec<PathBuf>,
+    pub(crate) images: Vec<PathBuf>,
     /// Other files and sub-directories, sorted by name, for a caller to warn about.
-    pub skipped: Vec<PathBuf>,
+    pub(crate) skipped: Vec<PathBuf>,
 }
 
 /// The image files of `dir` by extension (frame directories, screenshot folders). Hidden
 /// entries are left out silently.
-pub fn image_files(dir: &Path) -> std::io::Result<ImageFiles> {
+pub(crate) fn image_files(dir: &Path) -> std::io::Result<ImageFiles> {
     let mut out = ImageFiles::default();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;

@@ -139,7 +139,7 @@ pub enum AlphaMode {
 
 /// Channels of a [`LoadedImage`], named after the Pillow modes they stand for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PixelLayout {
+pub(crate) enum PixelLayout {
     /// One grey byte per pixel.
     L,
     /// Grey and alpha.
@@ -152,7 +152,7 @@ pub enum PixelLayout {
 
 impl PixelLayout {
     /// Bytes per pixel.
-    pub fn channels(self) -> usize {
+    pub(crate) fn channels(self) -> usize {
         match self {
             PixelLayout::L => 1,
             PixelLayout::La => 2,
@@ -182,7 +182,7 @@ pub struct LoadedImage {
 
 impl LoadedImage {
     /// Where the image came from, as used in error messages.
-    pub fn origin(&self) -> &str {
+    pub(crate) fn origin(&self) -> &str {
         &self.origin
     }
 
@@ -197,17 +197,17 @@ impl LoadedImage {
     }
 
     /// Channel layout of [`LoadedImage::pixels`].
-    pub fn layout(&self) -> PixelLayout {
+    pub(crate) fn layout(&self) -> PixelLayout {
         self.layout
     }
 
     /// Row-major samples, [`PixelLayout::channels`] bytes per pixel.
-    pub fn pixels(&self) -> &[u8] {
+    pub(crate) fn pixels(&self) -> &[u8] {
         &self.pixels
     }
 
     /// The one transparent colour of a keyed PNG or GIF, if it has one.
-    pub fn colour_key(&self) -> Option<[u8; 3]> {
+    pub(crate) fn colour_key(&self) -> Option<[u8; 3]> {
         self.colour_key
     }
 

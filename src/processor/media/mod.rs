@@ -5,7 +5,7 @@
 
 mod animation;
 mod colour_key;
-pub mod folder;
+pub(crate) mod folder;
 mod frames;
 pub mod image;
 #[cfg(feature = "video")]

@@ -20,7 +20,7 @@ use crate::processor::video::{FrameSampling, VideoMetadata};
 
 /// The frame rate assumed for a frame directory when none is given: one frame per second,
 /// what `ffmpeg -vf fps=1` extracts.
-pub const DEFAULT_FRAME_RATE: f64 = 1.0;
+const DEFAULT_FRAME_RATE: f64 = 1.0;
 
 /// A video to process.
 ///
@@ -35,7 +35,7 @@ pub struct VideoInput {
     /// Where the frames come from.
     pub source: VideoSource,
     /// Frames per second of a source that has no timing of its own (a frame directory, or
-    /// frames in memory); [`DEFAULT_FRAME_RATE`] when `None`.
+    /// frames in memory); `DEFAULT_FRAME_RATE` when `None`.
     pub frame_rate: Option<f64>,
     /// Frames to sample per second of video; the model's `video_sampling.fps` when `None`.
     pub fps: Option<f64>,
@@ -101,7 +101,7 @@ impl VideoInput {
     }
 
     /// The sampling settings: this input's overrides on top of `defaults`, checked.
-    pub fn sampling(&self, defaults: FrameSampling) -> Result<FrameSampling> {
+    pub(crate) fn sampling(&self, defaults: FrameSampling) -> Result<FrameSampling> {
         let sampling = FrameSampling {
             fps: self.fps.unwrap_or(defaults.fps),
             max_frames: self.max_frames.unwrap_or(defaults.max_frames),
@@ -153,7 +153,7 @@ fn is_iso_media(head: &[u8]) -> bool {
 }
 
 /// What [`load_video_with`] does to each kept frame.
-pub type FrameFn<'a> = dyn Fn(RgbImage) -> Result<RgbImage> + 'a;
+pub(crate) type FrameFn<'a> = dyn Fn(RgbImage) -> Result<RgbImage> + 'a;
 
 /// A clip after sampling: its metadata, the indices of the kept frames and those frames.
 #[derive(Debug, Clone)]
@@ -168,7 +168,7 @@ pub struct SampledVideo {
 
 impl SampledVideo {
     /// Seconds from the start of the clip to each kept frame.
-    pub fn timestamps(&self) -> Vec<f64> {
+    pub(crate) fn timestamps(&self) -> Vec<f64> {
         self.indices
             .iter()
             .map(|&i| self.metadata.timestamp(i))
@@ -187,7 +187,7 @@ pub fn load_video(
 
 /// [`load_video`], passing each kept frame through `each` as soon as it is decoded (to
 /// shrink it, say), so that only `each`'s outputs are held.
-pub fn load_video_with(
+pub(crate) fn load_video_with(
     input: &VideoInput,
     sampling: &FrameSampling,
     limits: &ImageLimits,

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 
 use crate::CancelToken;
 
-pub use scheduler::CancelError;
-pub use wire::{validate, CompareFormat, Job, JobRequest, Progress, State, TaskKind};
+pub(crate) use scheduler::CancelError;
+pub(crate) use wire::{validate, CompareFormat, Job, JobRequest, Progress, State, TaskKind};
 
 /// The jobs of one data directory.
-pub struct Jobs {
+pub(crate) struct Jobs {
     dir: PathBuf,
     ttl: Duration,
     inner: Mutex<Inner>,

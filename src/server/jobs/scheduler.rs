@@ -20,7 +20,7 @@ use crate::{CancelToken, Engine, Event, GenerateOptions, ImageInput};
 
 /// Why `DELETE` did nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CancelError {
+pub(crate) enum CancelError {
     /// No such job.
     NotFound,
     /// It had already finished.
@@ -29,7 +29,7 @@ pub enum CancelError {
 
 impl Jobs {
     /// Stores a new job (its images already read) and queues it.
-    pub fn submit(
+    pub(crate) fn submit(
         &self,
         req: &JobRequest,
         images: Vec<Vec<u8>>,
@@ -44,12 +44,12 @@ impl Jobs {
     }
 
     /// A job's record.
-    pub fn get(&self, id: &str) -> Option<Job> {
+    pub(crate) fn get(&self, id: &str) -> Option<Job> {
         self.lock().jobs.get(id).cloned()
     }
 
     /// Every job, newest first.
-    pub fn list(&self) -> Vec<Job> {
+    pub(crate) fn list(&self) -> Vec<Job> {
         let mut all: Vec<Job> = self.lock().jobs.values().cloned().collect();
         all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         all
@@ -57,7 +57,7 @@ impl Jobs {
 
     /// Cancels a queued job at once, or asks a running one to stop (its record says
     /// `cancelled` once it has).
-    pub fn cancel(&self, id: &str) -> Result<Job, CancelError> {
+    pub(crate) fn cancel(&self, id: &str) -> Result<Job, CancelError> {
         let mut inner = self.lock();
         let state = inner.jobs.get(id).ok_or(CancelError::NotFound)?.state;
         match state {
@@ -99,7 +99,7 @@ impl Jobs {
 
     /// Asks the runner to stop: the running job is cancelled and recorded as failed (the
     /// server shut down); queued jobs stay queued for the next start.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let mut inner = self.lock();
         inner.stopping = true;
         for token in inner.running.values() {
@@ -110,7 +110,7 @@ impl Jobs {
 
     /// The runner: takes queued jobs one at a time, runs each on the generation pool, and
     /// records the outcome. Returns after [`Jobs::stop`].
-    pub fn run(self: &Arc<Self>, engine: &Engine, pool: &Pool, cache_dir: &Path) {
+    pub(crate) fn run(self: &Arc<Self>, engine: &Engine, pool: &Pool, cache_dir: &Path) {
         loop {
             let (id, cancel) = {
                 let mut inner = self.lock();

@@ -54,7 +54,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 impl Jobs {
     /// Opens (or creates) the job directory `dir`: reads every record, fails those a previous
     /// server left running, queues those it left queued, and deletes expired ones.
-    pub fn open(dir: &Path, ttl: Duration) -> std::io::Result<Arc<Jobs>> {
+    pub(crate) fn open(dir: &Path, ttl: Duration) -> std::io::Result<Arc<Jobs>> {
         std::fs::create_dir_all(dir)?;
         let mut inner = Inner::default();
         let mut queued = Vec::new();

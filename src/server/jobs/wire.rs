@@ -9,7 +9,7 @@ use crate::server::errors::ApiError;
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TaskKind {
+pub(crate) enum TaskKind {
     /// Describe each image, one answer per image.
     Describe,
     /// One question about the images (or none).
@@ -21,7 +21,7 @@ pub enum TaskKind {
 /// How a comparison's result is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum CompareFormat {
+pub(crate) enum CompareFormat {
     /// The card as a JSON value.
     #[default]
     Json,
@@ -34,27 +34,27 @@ pub enum CompareFormat {
 /// `POST /v1/jobs`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct JobRequest {
+pub(crate) struct JobRequest {
     /// The task.
-    pub task: TaskKind,
+    pub(crate) task: TaskKind,
     /// Image URLs (the same forms as chat `image_url`s).
     #[serde(default)]
-    pub images: Vec<String>,
+    pub(crate) images: Vec<String>,
     /// The question (`ask`).
     #[serde(default)]
-    pub prompt: Option<String>,
+    pub(crate) prompt: Option<String>,
     /// The result's format (`compare`).
     #[serde(default)]
-    pub format: Option<CompareFormat>,
+    pub(crate) format: Option<CompareFormat>,
     /// Most tokens per answer (`describe`, `ask`).
     #[serde(default)]
-    pub max_tokens: Option<usize>,
+    pub(crate) max_tokens: Option<usize>,
 }
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum State {
+pub(crate) enum State {
     /// Waiting for a generation thread.
     Queued,
     /// Running.
@@ -75,44 +75,44 @@ impl State {
 
 /// How far a running job is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// Units done.
-    pub done: usize,
+    pub(crate) done: usize,
     /// Units in all.
-    pub total: usize,
+    pub(crate) total: usize,
     /// `image`, `token` or `field`.
-    pub unit: String,
+    pub(crate) unit: String,
 }
 
 /// A job's record, as `GET /v1/jobs/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Job {
+pub(crate) struct Job {
     /// `job_…`.
-    pub id: String,
+    pub(crate) id: String,
     /// Always `job`.
-    pub object: String,
+    pub(crate) object: String,
     /// The task.
-    pub task: TaskKind,
+    pub(crate) task: TaskKind,
     /// Where it is.
-    pub state: State,
+    pub(crate) state: State,
     /// Unix seconds.
-    pub created_at: u64,
+    pub(crate) created_at: u64,
     /// Unix seconds.
-    pub started_at: Option<u64>,
+    pub(crate) started_at: Option<u64>,
     /// Unix seconds.
-    pub finished_at: Option<u64>,
+    pub(crate) finished_at: Option<u64>,
     /// When a finished job's record will be deleted (unix seconds).
-    pub expires_at: Option<u64>,
+    pub(crate) expires_at: Option<u64>,
     /// Set while running and after.
-    pub progress: Option<Progress>,
+    pub(crate) progress: Option<Progress>,
     /// The answer, once done.
-    pub result: Option<Value>,
+    pub(crate) result: Option<Value>,
     /// Why it failed (`{"message", "type", "code"}`).
-    pub error: Option<Value>,
+    pub(crate) error: Option<Value>,
 }
 
 /// Checks a job request before anything is stored.
-pub fn validate(req: &JobRequest, max_images: usize) -> Result<(), ApiError> {
+pub(crate) fn validate(req: &JobRequest, max_images: usize) -> Result<(), ApiError> {
     let n = req.images.len();
     if n > max_images {
         return Err(ApiError::bad_param(
