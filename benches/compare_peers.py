@@ -41,9 +41,12 @@ untimed warm-up; llama-bench warms up by itself):
   `generate(max_new_tokens=1)`; vlm: its `ttft` test; llama.cpp: llama-mtmd-cli in chat mode
   with `-n 0`, from writing `/image FILE` and the prompt on its stdin to its next prompt (the
   image is loaded and the turn evaluated up to the last position's logits; no token is
-  sampled, which the others do: an argmax, well under a millisecond), then `/clear`. The
-  prompt text is the same; llama.cpp formats it with its built-in `smolvlm` chat template, the
-  others with the checkpoint's, so the prompt may differ by a token or two.
+  sampled, which the others do: an argmax, well under a millisecond). Each llama.cpp turn
+  runs in a fresh process, timed once the model is loaded and llama.cpp's own warm-up passes
+  (text model and vision encoder) are done, since this llama-mtmd-cli cannot take a second
+  image in one process; the untimed warm-up turn is a process of its own too. The prompt text
+  is the same; llama.cpp formats it with its built-in `smolvlm` chat template, the others with
+  the checkpoint's, so the prompt may differ by a token or two.
 - prefill pp512: 512 text tokens into an empty cache, logits of the last position; tokens/s.
   llama-bench decodes random token ids in one batch that asks for the last position's logits.
 - decode tg64 @ depth D: 64 single-token steps after D tokens already in the cache (the prefill
@@ -778,45 +781,49 @@ class ChatProcess:
         return usage.ru_maxrss / 1024
 
 
-def llama_mtmd(llama: LlamaCpp, text: Path, mmproj: Path, image: Path, prompt: str, threads: int, reps: int):
-    """Vision per view and TTFT from llama-mtmd-cli, one process, warm-up turn first."""
-    cmd = [llama.exe("llama-mtmd-cli"), "-m", text, "--mmproj", mmproj, "-t", threads, "-n", "0",
-           "--temp", "0", "-c", "4096", "--chat-template", "smolvlm"]
-    log(f"  {' '.join(map(str, cmd))}")
+def mtmd_turn(cmd: list, image: Path, prompt: str) -> tuple[float, float, int, float]:
+    """One chat turn in a fresh llama-mtmd-cli: (turn ms, vision ms, views, peak RSS MiB)."""
     with tempfile.TemporaryFile() as err:
         chat = ChatProcess(cmd, err)
+        failure = None
         try:
-            seen = 1
-            chat.wait_prompts(seen)
-            ttft = []
-            for _ in range(reps + 1):
-                t0 = chat.send(f"/image {image}\n{prompt}\n")
-                # One prompt after the /image line, one after the answer.
-                seen += 2
-                ttft.append((chat.wait_prompts(seen) - t0) * 1e3)
-                chat.send("/clear\n")
-                seen += 1
-                chat.wait_prompts(seen)
+            chat.wait_prompts(1)  # loaded and warmed up
+            t0 = chat.send(f"/image {image}\n{prompt}\n")
+            # One prompt after the /image line, one after the answer.
+            turn_ms = (chat.wait_prompts(3) - t0) * 1e3
+        except (Unavailable, OSError) as e:
+            failure = e
         finally:
             rss = chat.close()
         err.seek(0)
         log_text = err.read().decode(errors="replace")
-    # mtmd encodes the image as one batch per run of consecutive slices: with idefics3's
-    # row/column text between the slices, one batch per view.
+    if failure is not None:
+        raise Unavailable(f"{failure} (exit status {chat.p.returncode}); its stdout ends:\n"
+                          f"{tail(chat.buf.decode(errors='replace'), 8)}\nand its log:\n{tail(log_text)}")
+    # mtmd encodes consecutive slices as one batch; idefics3's row/column text between the
+    # slices makes that one batch per view.
     batches = [(int(n), float(ms)) for n, ms in re.findall(
         r"encoding mtmd batch, n_chunks = (\d+).*?mtmd batch encoding done in (\d+(?:\.\d+)?) ms", log_text, re.S)]
-    views_total = sum(n for n, _ in batches)
-    if not batches or views_total % (reps + 1):
-        raise Unavailable(f"cannot read the vision timings of {reps + 1} turns from llama-mtmd-cli's log:\n{tail(log_text)}")
-    views = views_total // (reps + 1)
-    encode_ms, turn, done = [], 0.0, 0
-    for n, ms in batches:
-        turn += ms
-        done += n
-        if done == views:
-            encode_ms.append(turn)
-            turn, done = 0.0, 0
-    return {"encode_ms": encode_ms[1:], "ttft": stats(ttft[1:]), "views": views, "rss": rss}
+    if not batches:
+        raise Unavailable(f"no vision timings in llama-mtmd-cli's log:\n{tail(log_text)}")
+    return turn_ms, sum(ms for _, ms in batches), sum(n for n, _ in batches), rss
+
+
+def llama_mtmd(llama: LlamaCpp, text: Path, mmproj: Path, image: Path, prompt: str, threads: int, reps: int):
+    """Vision per view and TTFT from llama-mtmd-cli: a warm-up turn, then reps timed turns.
+
+    Each turn runs in a process of its own: this llama-mtmd-cli keeps the previous turn's
+    media batch, whose chunks are freed, and reads it again on the next image (an abort on
+    "invalid chunk type", or worse)."""
+    cmd = [llama.exe("llama-mtmd-cli"), "-m", text, "--mmproj", mmproj, "-t", threads, "-n", "0",
+           "--temp", "0", "-c", "4096", "--chat-template", "smolvlm"]
+    log(f"  {' '.join(map(str, cmd))} (one turn each, {reps + 1} times)")
+    turns = [mtmd_turn(cmd, image, prompt) for _ in range(reps + 1)][1:]
+    views = {v for _, _, v, _ in turns}
+    if len(views) != 1:
+        raise Unavailable(f"llama-mtmd-cli encoded different numbers of views: {sorted(views)}")
+    return {"encode_ms": [enc for _, enc, _, _ in turns], "ttft": stats([t for t, _, _, _ in turns]),
+            "views": views.pop(), "rss": max(r for _, _, _, r in turns)}
 
 
 def run_llama(args, py: str, ckpt: Path, image: Path, depths: list[int], views_hint: int | None):
