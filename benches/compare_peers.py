@@ -17,9 +17,9 @@ Runtimes (table columns), each in a process of its own so that its peak RSS is i
   where the CPU has them.
 - llama.cpp Q8_0 / Q4_0: the GGUF pair that llama.cpp's own convert_hf_to_gguf.py writes for
   DIR (text model as f32, then `llama-quantize` to Q8_0 and to Q4_0 with its default per-tensor
-  choices; `--mmproj` as F16, the precision llama.cpp's published mmproj files use: the vision
-  tower runs on F16 weights in both columns). `llama-bench` times pp512 and tg64, `llama-mtmd-cli`
-  the image. Threads `-t N`; flash attention, batch sizes and KV cache type are llama.cpp's
+  choices; `--mmproj` as F16, so the vision tower runs on F16 weights in both columns where
+  transformers f32 and vlm keep f32 weights). `llama-bench` times pp512 and tg64,
+  `llama-mtmd-cli` the image. Threads `-t N`; flash attention, batch sizes and KV cache type are llama.cpp's
   defaults (llama-bench reports them). The build (flags and source) is given in the report.
 - vlm: `vlm --threads N bench -m DIR -o json` with the default flags (f32, `--precision exact`:
   transformers' f32 arithmetic); `vlm fast` adds `--precision fast` (vision tower and prompt
@@ -400,6 +400,10 @@ def time_transformers(ckpt: Path, image: Path, prompt: str, threads: int, reps: 
 
     results["versions"] = f"transformers {transformers.__version__}, torch {torch.__version__}"
     results["isa"] = torch.backends.cpu.get_cpu_capability()
+    try:
+        results["onednn_bf16"] = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        results["onednn_bf16"] = None
     return results
 
 
@@ -421,7 +425,7 @@ def worker_main(argv: list[str]) -> int:
 
 def run_transformers(py: str, dtype: str, ckpt: Path, image: Path, args, depths: list[int]) -> tuple[Column, dict]:
     col = Column(f"transformers {dtype}")
-    cmd = [py, __file__, "--worker", "--dtype", dtype, "--ckpt", ckpt, "--image", image,
+    cmd = [py, Path(__file__).resolve(), "--worker", "--dtype", dtype, "--ckpt", ckpt, "--image", image,
            "--prompt", args.prompt, "--threads", args.threads, "--reps", args.repetitions,
            "--depths", ",".join(map(str, depths))]
     log(f"transformers {dtype} …")
@@ -597,7 +601,10 @@ def fetch_source(dest: Path, py: str) -> tuple[str, str]:
         digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
         with tarfile.open(sdist) as tar:
             members = [m for m in tar.getmembers() if "/vendor/llama.cpp/" in m.name + "/"]
-            tar.extractall(tmp, members=members, filter="data")
+            try:
+                tar.extractall(tmp, members=members, filter="data")
+            except TypeError:  # Python before 3.11.4 has no extraction filters
+                tar.extractall(tmp, members=members)
         vendored = next(Path(tmp).glob("*/vendor/llama.cpp"), None)
         if vendored is None or not (vendored / "tools" / "mtmd").is_dir() or not (vendored / "convert_hf_to_gguf.py").is_file():
             raise Unavailable(f"{sdist.name} has no vendor/llama.cpp with tools/mtmd and convert_hf_to_gguf.py")
@@ -826,7 +833,8 @@ def llama_mtmd(llama: LlamaCpp, text: Path, mmproj: Path, image: Path, prompt: s
             "views": views.pop(), "rss": max(r for _, _, _, r in turns)}
 
 
-def run_llama(args, py: str, ckpt: Path, image: Path, depths: list[int], views_hint: int | None):
+def run_llama(args, py: str, ckpt: Path, image: Path, depths: list[int], skipped: list[str]):
+    """The llama.cpp columns; a quantization that fails is left out, noted in skipped."""
     llama = obtain_llama(args, py)
     version = subprocess.run([llama.exe("llama-mtmd-cli"), "--version"], capture_output=True, text=True)
     llama.version = next((line.split(":", 1)[1].strip() for line in (version.stdout + version.stderr).splitlines()
@@ -839,20 +847,21 @@ def run_llama(args, py: str, ckpt: Path, image: Path, depths: list[int], views_h
         col = Column(f"llama.cpp {q}")
         wait_for_idle(args.idle_wait)
         load = OtherLoad()
-        res, rss, bench_info = llama_bench(llama, files[q], args.threads, args.repetitions, depths)
+        try:
+            res, rss, bench_info = llama_bench(llama, files[q], args.threads, args.repetitions, depths)
+            m = llama_mtmd(llama, files[q], files["mmproj"], image, args.prompt, args.threads, args.repetitions)
+        except (Unavailable, OSError, ValueError, KeyError) as e:
+            skipped.append(f"llama.cpp {q}: {e}")
+            log(f"llama.cpp {q} left out: {e}")
+            continue
         col.results.update(res)
         col.missing.update(bench_info.pop("missing"))
-        m = llama_mtmd(llama, files[q], files["mmproj"], image, args.prompt, args.threads, args.repetitions)
-        views = m["views"] or views_hint
-        if views:
-            col.results["enc"] = stats([ms / views for ms in m["encode_ms"]])
-        else:
-            col.missing["enc"] = "the number of views is unknown"
+        col.results["enc"] = stats([ms / m["views"] for ms in m["encode_ms"]])
         col.results["ttft"] = m["ttft"]
         col.rss_mib = max(rss, m["rss"])
         col.others = load.share()
         columns.append(col)
-        info = {"bench": bench_info, "views": views}
+        info = {"bench": bench_info, "views": m["views"]}
     return columns, llama, info
 
 
@@ -948,7 +957,7 @@ def main() -> int:
         llama_columns = []
         if "llama.cpp" in runtimes:
             try:
-                llama_columns, llama, llama_info = run_llama(args, py, args.dir, image, depths, 13)
+                llama_columns, llama, llama_info = run_llama(args, py, args.dir, image, depths, skipped)
             except (Unavailable, OSError, subprocess.SubprocessError, ValueError, KeyError) as e:
                 skipped.append(f"llama.cpp: {e}")
                 log(f"llama.cpp left out: {e}")
@@ -989,8 +998,9 @@ def main() -> int:
                f"safetensors); the same 1920×1080 screenshot and prompt for all; {args.repetitions} timed "
                f"repetition(s) after a warm-up; the run took {elapsed / 60:.0f} min")
     for dtype, info in hf_info.items():
-        out.append(f"- transformers {dtype}: {info['versions']}, eager attention, torch CPU capability {info['isa']}")
-    if llama is not None:
+        out.append(f"- transformers {dtype}: {info['versions']}, eager attention, torch CPU capability {info['isa']}, "
+                   f"oneDNN bf16 supported: {info.get('onednn_bf16')}")
+    if llama is not None and llama_columns:
         b = llama_info.get("bench", {})
         out.append(f"- llama.cpp {llama.version}: {llama.origin}; "
                    + (f"configured with `cmake {' '.join(LLAMA_CMAKE_FLAGS)}`" if not args.llama_cpp else "build given"))
