@@ -992,6 +992,8 @@ def main() -> int:
     weights = sum(f.stat().st_size for f in args.dir.glob("*.safetensors")) / 2**20
     out.append(f"## SmolVLM runtimes on {cpu}, {args.threads} threads")
     out.append("")
+    command = " ".join(["python3", "benches/compare_peers.py", *sys.argv[1:]])
+    out.append(f"- command: `{command}`")
     out.append(f"- CPU: {cpu}; flags: " + ", ".join(f"{f} {'yes' if v else 'no'}" for f, v in flags.items())
                + f"; {os.cpu_count()} logical CPUs; load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
     out.append(f"- model: `{args.dir.name}`, a checkpoint of random weights from `vlm synth` ({weights:.0f} MiB of f32 "
