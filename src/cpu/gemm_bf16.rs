@@ -307,14 +307,14 @@ enum Start {
     Bias(*const f32),
 }
 
-/// A pointer the panel tasks write disjoint blocks through.
-struct SharedMut(*mut f32);
+/// A pointer the panel tasks write disjoint blocks through (here and in `gemm_i8`).
+pub(crate) struct SharedMut(pub(crate) *mut f32);
 // SAFETY: each task writes only the columns of its own panel.
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
     /// Through a method, so that closures capture the whole (`Sync`) wrapper.
-    fn get(&self) -> *mut f32 {
+    pub(crate) fn get(&self) -> *mut f32 {
         self.0
     }
 }

@@ -20,6 +20,8 @@
 
 use rayon::prelude::*;
 
+use super::gemm_bf16::SharedMut;
+
 /// Rows of `C` per micro-kernel call.
 const MR: usize = 8;
 /// Columns of `C` per micro-kernel call (three 16-lane registers).
@@ -183,18 +185,6 @@ struct Epilogue<'a> {
     scales: &'a [f32],
     offsets: &'a [i32],
     bias: &'a [f32],
-}
-
-/// A pointer the panel tasks write disjoint blocks through.
-struct SharedMut(*mut f32);
-// SAFETY: each task writes only the columns of its own panel.
-unsafe impl Sync for SharedMut {}
-
-impl SharedMut {
-    /// Through a method, so that closures capture the whole (`Sync`) wrapper.
-    fn get(&self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// `row` → signed bytes in `q` (same length) and the scale: `row ≈ scale · q`. Rounds half to

@@ -109,6 +109,11 @@ impl Chunk {
     }
 }
 
+/// Positions (tokens) in `chunks`.
+pub fn len(chunks: &[Chunk]) -> usize {
+    chunks.iter().map(|c| c.tokens().len()).sum()
+}
+
 /// All token ids of `chunks`, in order.
 pub(crate) fn flatten(chunks: &[Chunk]) -> Vec<u32> {
     chunks

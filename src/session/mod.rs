@@ -29,7 +29,6 @@ use crate::processor::chunk::{self, Chunk, MediaId};
 use crate::processor::image::ImageInput;
 use crate::processor::media::video::VideoInput;
 use crate::processor::ProcessorOptions;
-use prompt::positions;
 use turn::{Media, Seen};
 
 impl Engine {
@@ -420,14 +419,14 @@ impl Session {
         let out = match out {
             Ok(o) => o,
             Err(e) => {
-                self.cache.truncate(positions(&self.cached));
+                self.cache.truncate(chunk::len(&self.cached));
                 return Err(e);
             }
         };
         timings.decode = out.decode_time;
         self.cached.push(Chunk::Text(out.fed.clone()));
         // The cache may hold fewer fed tokens if a step failed midway; keep both in step.
-        let held = self.cache.len().min(positions(&self.cached));
+        let held = self.cache.len().min(chunk::len(&self.cached));
         self.cache.truncate(held);
         chunk::truncate(&mut self.cached, held);
 

@@ -43,7 +43,7 @@ impl Session {
     /// How many leading positions of `chunks` the cache already holds and need not run again.
     pub(super) fn reusable_prefix(&self, chunks: &[Chunk], whole: bool) -> usize {
         let prefix = chunk::common_prefix(&self.cached, chunks);
-        if prefix == positions(chunks) && !whole {
+        if prefix == chunk::len(chunks) && !whole {
             // Generation needs the logits of the last prompt token, so it is run again.
             prefix.saturating_sub(1)
         } else {
@@ -91,9 +91,4 @@ pub(super) struct Run {
     pub logits: Vec<f32>,
     /// Prompt tokens run.
     pub ran: usize,
-}
-
-/// Positions (tokens) in `chunks`.
-pub(super) fn positions(chunks: &[Chunk]) -> usize {
-    chunks.iter().map(|c| c.tokens().len()).sum()
 }

@@ -93,7 +93,7 @@ impl Session {
             inner
                 .processor
                 .chunk_conversation(messages, media, add_generation_prompt)?;
-        let tokens = chunks.iter().map(|c| c.tokens().len()).sum::<usize>();
+        let tokens = chunk::len(&chunks);
         let image_id = inner.model.image_token_id();
         let image_tokens = chunk::media(&chunks)
             .flat_map(|m| m.tokens.iter())
