@@ -3,7 +3,9 @@
 //! decode step) and matrix-matrix (64 × 576, a prefill slice), for Q8_0, Q4_0 and Q4_1. In the
 //! same run, the baselines: Candle's own `QMatMul` on the same blocks (it rounds activations
 //! to 8 bits) and the dense f32 `Tensor::matmul` with the unquantized matrix. Quantization and
-//! activation set-up are outside the timed loop.
+//! activation set-up are outside the timed loop. For the matrix-vector case also vlm's
+//! `matvec_int8` (activations rounded to 8-bit blocks, integer block dots: llama.cpp's decode
+//! arithmetic), where the CPU has AVX2.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
@@ -39,6 +41,12 @@ fn bench(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::new("candle", label), &x, |b, x| {
                 b.iter(|| candle.forward(x).expect("candle qmatmul"))
             });
+            let row: Vec<f32> = x.flatten_all().expect("flat").to_vec1().expect("row");
+            if rows == 1 && ours.matvec_int8(&row).is_some() {
+                group.bench_with_input(BenchmarkId::new("vlm_int8_act", label), &row, |b, x| {
+                    b.iter(|| ours.matvec_int8(x).expect("vlm int8 matvec"))
+                });
+            }
         }
         group.bench_with_input(BenchmarkId::new("f32_matmul", "f32"), &x, |b, x| {
             b.iter(|| x.matmul(&w.t().expect("t")).expect("matmul"))

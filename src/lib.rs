@@ -79,7 +79,8 @@ pub use cpu::features::{CpuFeatures, TilePermission};
 pub use device::DeviceChoice;
 pub use embedding_cache::EmbeddingCache;
 pub use engine::{
-    Dtype, Engine, EngineOptions, ModelInfo, ModelSource, Precision, PrefillCompute, VisionCompute,
+    DecodeCompute, Dtype, Engine, EngineOptions, ModelInfo, ModelSource, Precision, PrefillCompute,
+    VisionCompute,
 };
 pub use error::{Category, Error, Result};
 pub use features::{ImageEmbedding, VideoEmbedding};

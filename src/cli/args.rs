@@ -38,7 +38,8 @@ pub struct ModelArgs {
     pub dtype: DtypeArg,
     /// `exact` (the default) keeps transformers' f32 arithmetic in every stage; `fast` runs
     /// the vision tower and the prompt pass of f32 models on BF16 dot products with f32 sums
-    /// where the CPU has AVX-512 BF16 (about twice as fast there, and answers may differ).
+    /// where the CPU has AVX-512 BF16 (about twice as fast there), and decodes Q8_0/Q4_0/Q4_1
+    /// models on 8-bit activations as llama.cpp does (AVX2); answers may differ.
     #[arg(long, value_enum, default_value_t = PrecisionArg::Exact)]
     pub precision: PrecisionArg,
     /// Override `--precision` for the vision tower alone (`int8` only this way).
@@ -47,6 +48,9 @@ pub struct ModelArgs {
     /// Override `--precision` for the prompt pass alone.
     #[arg(long, value_enum, value_name = "MODE", hide = true)]
     pub prefill_compute: Option<ComputeArg>,
+    /// Override `--precision` for decode steps alone (block-quantized models).
+    #[arg(long, value_enum, value_name = "MODE", hide = true)]
+    pub decode_compute: Option<DecodeComputeArg>,
     /// Cap the context window (tokens).
     #[arg(long, value_name = "TOKENS")]
     pub ctx: Option<usize>,
@@ -69,6 +73,12 @@ pub enum ComputeArg {
 pub enum VisionComputeArg {
     Reference,
     Bf16,
+    Int8,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeComputeArg {
+    Reference,
     Int8,
 }
 
@@ -168,6 +178,10 @@ impl ModelArgs {
             prefill_compute: self.prefill_compute.map(|v| match v {
                 ComputeArg::Reference => vlm::PrefillCompute::Reference,
                 ComputeArg::Bf16 => vlm::PrefillCompute::Bf16Dot,
+            }),
+            decode_compute: self.decode_compute.map(|v| match v {
+                DecodeComputeArg::Reference => vlm::DecodeCompute::Reference,
+                DecodeComputeArg::Int8 => vlm::DecodeCompute::Int8Dot,
             }),
         })
     }

@@ -103,8 +103,12 @@ fn run_streaming(
         let t = &generation.timings;
         let info = engine.info();
         eprintln!(
-            "precision {}: vision {}, prefill {}, decode {}",
-            info.precision, info.vision_compute, info.prefill_compute, info.dtype
+            "precision {}: vision {}, prefill {}, decode {}; dtype {}",
+            info.precision,
+            info.vision_compute,
+            info.prefill_compute,
+            info.decode_compute,
+            info.dtype
         );
         eprintln!(
             "cpu [{}]; AMX {}",

@@ -99,6 +99,12 @@ impl CpuFeatures {
     pub fn block_dot_family() -> &'static str {
         super::qmatmul::family_name()
     }
+
+    /// The kernel family of the block × 8-bit activation dot products
+    /// ([`crate::DecodeCompute::Int8Dot`]): `vnni-int8` or `avx2-int8`; `None` without AVX2.
+    pub fn int8_block_dot_family() -> Option<&'static str> {
+        super::qmatmul::int8_act::Isa::detect().map(|isa| isa.name())
+    }
 }
 
 /// Whether this process may run AMX tile instructions.

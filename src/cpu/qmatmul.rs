@@ -110,6 +110,23 @@ impl QMatrix {
         Ok(Tensor::from_vec(y, out_shape, xs.device())?.to_dtype(dtype)?)
     }
 
+    /// `y = W · x` for one activation row rounded to 8-bit blocks first (the decode step's
+    /// `DecodeCompute::Int8Dot` arithmetic), rows in parallel; `None` when the CPU has no int8
+    /// kernels or this block type has none. For the benches, which time it against
+    /// [`QMatrix::forward`].
+    pub fn matvec_int8(&self, x: &[f32]) -> Option<Vec<f32>> {
+        let isa = int8_act::Isa::detect()?;
+        if !self.has_int8_kernel() || x.len() != self.in_dim {
+            return None;
+        }
+        let act = int8_act::Int8Activation::quantize(x);
+        let mut y = vec![0f32; self.out_dim];
+        y.par_chunks_mut(CHUNK).enumerate().for_each(|(c, out)| {
+            self.int8_rows_into(isa, &act, c * CHUNK, out);
+        });
+        Some(y)
+    }
+
     /// The whole matrix as f32, row-major `[out, in]`.
     pub(crate) fn dequantize(&self) -> Vec<f32> {
         let mut w = vec![0f32; self.out_dim * self.in_dim];
@@ -180,6 +197,30 @@ impl QMatrix {
         }
     }
 
+    /// Like [`QMatrix::dot_rows_into`] against an activation row rounded to 8 bits; `false`
+    /// (and `out` untouched) when this block type has no int8 kernel.
+    pub(crate) fn int8_rows_into(
+        &self,
+        isa: int8_act::Isa,
+        x: &int8_act::Int8Activation,
+        first: usize,
+        out: &mut [f32],
+    ) -> bool {
+        let Some(kind) = fused::Kind::of(self.dtype).filter(|k| int8_act::supports(*k)) else {
+            return false;
+        };
+        let raw = &as_bytes(&self.raw)[..self.bytes];
+        let row_bytes = self.in_dim / self.dtype.block_size() * self.dtype.type_size();
+        let w = &raw[first * row_bytes..(first + out.len()) * row_bytes];
+        int8_act::dot_rows(isa, kind, w, row_bytes, x, out);
+        true
+    }
+
+    /// Whether [`QMatrix::int8_rows_into`] takes this block type.
+    pub(crate) fn has_int8_kernel(&self) -> bool {
+        fused::Kind::of(self.dtype).is_some_and(int8_act::supports)
+    }
+
     /// `[out, in]`.
     pub(crate) fn dims(&self) -> (usize, usize) {
         (self.out_dim, self.in_dim)
@@ -244,6 +285,7 @@ pub(crate) fn family_name() -> &'static str {
 }
 
 mod fused;
+pub(crate) mod int8_act;
 
 /// f32 dot product with eight independent accumulators, so the compiler can vectorize it.
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 use candle_core::DType;
 
 use super::{
-    Dtype, Engine, EngineInner, EngineOptions, ModelInfo, ModelSource, Precision, PrefillCompute,
-    VisionCompute,
+    DecodeCompute, Dtype, Engine, EngineInner, EngineOptions, ModelInfo, ModelSource, Precision,
+    PrefillCompute, VisionCompute,
 };
 use crate::config::{CheckpointConfig, Family};
 use crate::error::{Error, Result};
@@ -127,6 +127,17 @@ impl Engine {
             PrefillCompute::Bf16Dot if model.use_bf16_prefill() => PrefillCompute::Bf16Dot,
             _ => PrefillCompute::Reference,
         };
+        // Decode follows `precision` for any dtype: it only touches block matrices, which keep
+        // f32 activations in every dtype's step kernel.
+        let decode_compute = match opts.decode_compute {
+            Some(choice) => choice,
+            None if opts.precision == Precision::Fast => DecodeCompute::Int8Dot,
+            None => DecodeCompute::Reference,
+        };
+        let decode_compute = match decode_compute {
+            DecodeCompute::Int8Dot if model.use_int8_decode() => DecodeCompute::Int8Dot,
+            _ => DecodeCompute::Reference,
+        };
 
         finished(LoadStage::Model);
 
@@ -162,9 +173,12 @@ impl Engine {
             vision: config.model.vision.is_some(),
             synthetic: matches!(source, ModelSource::Synthetic(_)),
             quant: opts.quant.map(|q| quant_name(q).to_string()),
-            precision: if (vision_compute, prefill_compute)
-                == (VisionCompute::Reference, PrefillCompute::Reference)
-            {
+            precision: if (vision_compute, prefill_compute, decode_compute)
+                == (
+                    VisionCompute::Reference,
+                    PrefillCompute::Reference,
+                    DecodeCompute::Reference,
+                ) {
                 Precision::Exact.name()
             } else {
                 Precision::Fast.name()
@@ -177,6 +191,10 @@ impl Engine {
             prefill_compute: match prefill_compute {
                 PrefillCompute::Reference => "reference",
                 PrefillCompute::Bf16Dot => "bf16-dot",
+            },
+            decode_compute: match decode_compute {
+                DecodeCompute::Reference => "reference",
+                DecodeCompute::Int8Dot => "int8-dot",
             },
         };
         Ok(Engine {

@@ -14,7 +14,9 @@ use crate::model::SmolVlm;
 use crate::processor::{Processor, ProcessorOptions};
 
 pub use load::load_processor;
-pub use options::{Dtype, EngineOptions, ModelSource, Precision, PrefillCompute, VisionCompute};
+pub use options::{
+    DecodeCompute, Dtype, EngineOptions, ModelSource, Precision, PrefillCompute, VisionCompute,
+};
 pub use prepare::pixels_tensor;
 
 /// Facts about a loaded model ([`Engine::info`]).
@@ -55,6 +57,9 @@ pub struct ModelInfo {
     pub vision_compute: &'static str,
     /// How prompt blocks are multiplied: `reference` or `bf16-dot` (see [`PrefillCompute`]).
     pub prefill_compute: &'static str,
+    /// How decode steps multiply block matrices: `reference` or `int8-dot` (see
+    /// [`DecodeCompute`]).
+    pub decode_compute: &'static str,
 }
 
 pub(crate) struct EngineInner {

@@ -1,6 +1,6 @@
 //! What a caller chooses before loading: where the model comes from ([`ModelSource`]) and how
 //! it computes ([`EngineOptions`], [`Dtype`], [`Precision`], [`VisionCompute`],
-//! [`PrefillCompute`]), with their defaults.
+//! [`PrefillCompute`], [`DecodeCompute`]), with their defaults.
 
 use std::path::PathBuf;
 
@@ -169,8 +169,10 @@ pub enum Precision {
     #[default]
     Exact,
     /// The vision tower and the prompt pass of f32 models on the BF16 dot-product kernels
-    /// where the CPU has AVX-512 BF16 (activations rounded to bf16, sums in f32); elsewhere
-    /// the same as `Exact`. Generating tokens one at a time is unchanged.
+    /// where the CPU has AVX-512 BF16 (activations rounded to bf16, sums in f32), and the
+    /// one-token decode steps of block-quantized models (Q8_0, Q4_0, Q4_1) on 8-bit
+    /// activations where the CPU has AVX2 ([`DecodeCompute::Int8Dot`]); elsewhere the same
+    /// as `Exact`.
     Fast,
 }
 
@@ -213,7 +215,7 @@ pub enum VisionCompute {
 }
 
 /// How the decoder multiplies the prompt's matrices (prefill) on the CPU. Decoding one token
-/// at a time always runs the model's precision.
+/// at a time is [`DecodeCompute`]'s choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrefillCompute {
     /// The model's precision: in f32, transformers' arithmetic up to summation order.
@@ -222,6 +224,20 @@ pub enum PrefillCompute {
     /// bf16, sums in f32; about twice the speed of `Reference`. CPUs without the instructions
     /// use `Reference`.
     Bf16Dot,
+}
+
+/// How the one-token decode steps multiply block-quantized matrices on the CPU
+/// ([`EngineOptions::decode_compute`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeCompute {
+    /// f32 activations against the dequantized weights: transformers' arithmetic on the
+    /// quantized model's weights, up to summation order.
+    Reference,
+    /// Activations rounded to 8-bit blocks of 32 (one f32 scale each) and integer block dot
+    /// products, as llama.cpp decodes: AVX-512 VNNI or AVX2. It applies to Q8_0, Q4_0 and
+    /// Q4_1 matrices; other types, f32 models and CPUs without AVX2 use `Reference`. Answers
+    /// can differ from `Reference` where hidden states carry outlier channels.
+    Int8Dot,
 }
 
 /// How to load a model. Every field has a default ([`Default`]): f32 on the CPU, exact
@@ -267,4 +283,7 @@ pub struct EngineOptions {
     /// How prompt blocks are multiplied; `None` follows `precision`, with the same
     /// fallback as `vision_compute`.
     pub prefill_compute: Option<PrefillCompute>,
+    /// How one-token decode steps multiply block-quantized matrices; `None` follows
+    /// `precision` ([`DecodeCompute::Int8Dot`] when fast).
+    pub decode_compute: Option<DecodeCompute>,
 }

@@ -7,6 +7,7 @@ use candle_core::{DType, Module, Tensor, D};
 
 use crate::config::Activation;
 use crate::cpu::gemm_bf16::PackedBf16;
+use crate::cpu::qmatmul::int8_act::{Int8Activation, Isa};
 use crate::cpu::qmatmul::QMatrix;
 use crate::error::Result;
 use crate::weights::{MatrixUse, StoredMatrix, Weights};
@@ -117,6 +118,21 @@ pub(crate) enum RowView<'a> {
 }
 
 impl RowView<'_> {
+    /// `out[i] = W[first + i] · x` with `x` rounded to 8-bit blocks; `false` (and `out`
+    /// untouched) for dense matrices and block types without an int8 kernel.
+    pub(crate) fn int8_rows_into(
+        &self,
+        isa: Isa,
+        x: &Int8Activation,
+        first: usize,
+        out: &mut [f32],
+    ) -> bool {
+        match self {
+            RowView::Dense { .. } => false,
+            RowView::Quant(m) => m.int8_rows_into(isa, x, first, out),
+        }
+    }
+
     /// Whether [`RowView::rows_into`] needs the 32-element block sums of its input.
     pub(crate) fn needs_block_sums(&self) -> bool {
         match self {
@@ -175,6 +191,11 @@ impl Linear {
             Linear::Quant { matrix, bias: None } => Some(RowView::Quant(matrix)),
             _ => None,
         }
+    }
+
+    /// Whether decode steps can run this matrix on the int8 block-dot kernels.
+    pub(crate) fn has_int8_kernel(&self) -> bool {
+        matches!(self, Linear::Quant { matrix, bias: None } if matrix.has_int8_kernel())
     }
 
     /// Calls `f` with a function that writes weight row `r` (`in` values, f32) into a

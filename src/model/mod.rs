@@ -84,6 +84,11 @@ impl SmolVlm {
         self.text.use_bf16_prefill()
     }
 
+    /// See `TextModel::use_int8_decode`.
+    pub(crate) fn use_int8_decode(&mut self) -> bool {
+        self.text.use_int8_decode()
+    }
+
     /// Compute dtype.
     pub(crate) fn dtype(&self) -> DType {
         self.dtype

@@ -5,6 +5,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::config::{Activation, TextConfig};
+use crate::cpu::qmatmul::int8_act::Isa;
 use crate::error::Result;
 use crate::model::kv_cache::KvCache;
 use crate::model::layers::{activate, Embedding, Linear, RmsNorm};
@@ -199,6 +200,9 @@ pub(crate) struct TextModel {
     rotary: Rotary,
     /// Whether prompt blocks multiply on the BF16 dot-product GEMM (see `prefill.rs`).
     prefill_bf16: bool,
+    /// The int8 block-dot kernels decode steps run block matrices on, if chosen (see
+    /// `step.rs`).
+    decode_int8: Option<Isa>,
 }
 
 impl TextModel {
@@ -248,6 +252,7 @@ impl TextModel {
             lm_head,
             rotary: Rotary::new(cfg, layout),
             prefill_bf16: false,
+            decode_int8: None,
         })
     }
 
@@ -298,6 +303,33 @@ impl TextModel {
     pub(crate) fn use_bf16_prefill(&mut self) -> bool {
         self.prefill_bf16 = crate::cpu::gemm_bf16::available();
         self.prefill_bf16
+    }
+
+    /// Runs decode steps' block matrices on 8-bit activations. Returns false, changing
+    /// nothing, when the CPU has no int8 block-dot kernels or no matrix has a block type
+    /// they take.
+    pub(crate) fn use_int8_decode(&mut self) -> bool {
+        let any = self.layers.iter().any(|l| {
+            let (a, m) = (&l.self_attn, &l.mlp);
+            [
+                &a.q_proj,
+                &a.k_proj,
+                &a.v_proj,
+                &a.o_proj,
+                &m.gate_proj,
+                &m.up_proj,
+                &m.down_proj,
+            ]
+            .into_iter()
+            .any(Linear::has_int8_kernel)
+        }) || self.lm_head.has_int8_kernel();
+        self.decode_int8 = Isa::detect().filter(|_| any);
+        self.decode_int8.is_some()
+    }
+
+    /// The instruction set of the int8 decode kernels, when they run.
+    pub(crate) fn decode_int8(&self) -> Option<Isa> {
+        self.decode_int8
     }
 
     /// Number of decoder layers (the cache needs one entry per layer).

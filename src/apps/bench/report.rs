@@ -82,9 +82,9 @@ pub struct Environment {
     pub dtype: String,
     /// Quantization applied at load (`--quant`), if any.
     pub quant: Option<String>,
-    /// How the vision tower and the prompt pass multiply: `reference`, `bf16-dot` or (vision)
-    /// `int8-dot`
-    /// (see [`crate::VisionCompute`], [`crate::PrefillCompute`]).
+    /// How the vision tower, the prompt pass and decode steps multiply: `reference`,
+    /// `bf16-dot` (vision, prefill) or `int8-dot` (vision, decode) (see
+    /// [`crate::VisionCompute`], [`crate::PrefillCompute`], [`crate::DecodeCompute`]).
     pub compute: String,
     /// `vlm` version and build commit.
     pub build: String,
@@ -114,8 +114,8 @@ pub fn environment(info: &crate::ModelInfo) -> Environment {
         dtype: info.dtype.clone(),
         quant: info.quant.clone(),
         compute: format!(
-            "{}: vision {}, prefill {}",
-            info.precision, info.vision_compute, info.prefill_compute
+            "{}: vision {}, prefill {}, decode {}",
+            info.precision, info.vision_compute, info.prefill_compute, info.decode_compute
         ),
         build: format!(
             "{} ({})",
@@ -132,11 +132,14 @@ fn kernels(info: &crate::ModelInfo) -> String {
         "int8-dot" => "vnni-int8 (attention avx512-bf16)",
         _ => "f32",
     };
+    let decode = match (info.decode_compute, CpuFeatures::int8_block_dot_family()) {
+        ("int8-dot", Some(family)) => family,
+        _ => CpuFeatures::block_dot_family(),
+    };
     format!(
-        "vision {}, prefill {}, quantized decode block-dot {}",
+        "vision {}, prefill {}, quantized decode block-dot {decode}",
         gemm(info.vision_compute),
         gemm(info.prefill_compute),
-        CpuFeatures::block_dot_family()
     )
 }
 

@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use super::{RopeLayout, TextModel};
 use crate::config::Activation;
 use crate::cpu::qmatmul::dot;
+use crate::cpu::qmatmul::int8_act::{Int8Activation, Isa};
 use crate::error::Result;
 use crate::model::kv_cache::KvCache;
 use crate::model::layers::RowView;
@@ -36,7 +37,16 @@ impl TextModel {
     /// One token's embedding `x` (`[hidden]`) at position `cache.len()` → logits `[vocab]`,
     /// appending to the cache. `None` (and the cache untouched) when the weights are not all
     /// f32 or block matrices on the CPU, or the activation has no step kernel.
+    ///
+    /// The step runs on a worker of the thread pool: its dozen parallel sections per layer
+    /// then fork from inside the pool instead of each being handed over from the caller's
+    /// thread and waited for (a sleep and a wake-up per section, about a third of a Q8_0
+    /// step's time on a 2-core VM).
     pub(super) fn step(&self, x: &[f32], cache: &mut KvCache) -> Result<Option<Vec<f32>>> {
+        rayon::scope(|_| self.step_on_pool(x, cache))
+    }
+
+    fn step_on_pool(&self, x: &[f32], cache: &mut KvCache) -> Result<Option<Vec<f32>>> {
         let Some(first) = self.layers.first() else {
             return Ok(None);
         };
@@ -95,9 +105,13 @@ impl TextModel {
         let mut proj = vec![0f32; x.len()];
         let mut gate = vec![0f32; ffn];
         let mut up = vec![0f32; ffn];
+        let mut mv = Matvec {
+            int8: self.decode_int8(),
+            rounded: Int8Activation::default(),
+        };
         for (i, l) in layers.iter().enumerate() {
             rms_norm(&x, &l.input_norm, eps, &mut h);
-            matvecs(&h, &mut [(&l.q, &mut q), (&l.k, &mut k), (&l.v, &mut v)]);
+            mv.run(&h, &mut [(&l.q, &mut q), (&l.k, &mut k), (&l.v, &mut v)]);
             for head in q.chunks_mut(hd).chain(k.chunks_mut(hd)) {
                 rope(head, &cos, &sin, self.rotary.layout);
             }
@@ -120,19 +134,19 @@ impl TextModel {
                 )
                 .into());
             }
-            matvecs(&att, &mut [(&l.o, &mut proj)]);
+            mv.run(&att, &mut [(&l.o, &mut proj)]);
             add_assign(&mut x, &proj);
             rms_norm(&x, &l.post_norm, eps, &mut h);
-            matvecs(&h, &mut [(&l.gate, &mut gate), (&l.up, &mut up)]);
+            mv.run(&h, &mut [(&l.gate, &mut gate), (&l.up, &mut up)]);
             for (g, u) in gate.iter_mut().zip(&up) {
                 *g = act(*g) * u;
             }
-            matvecs(&gate, &mut [(&l.down, &mut proj)]);
+            mv.run(&gate, &mut [(&l.down, &mut proj)]);
             add_assign(&mut x, &proj);
         }
         rms_norm(&x, &final_norm, eps, &mut h);
         let mut logits = vec![0f32; vocab];
-        matvecs(&h, &mut [(&lm_head, &mut logits)]);
+        mv.run(&h, &mut [(&lm_head, &mut logits)]);
         Ok(Some(logits))
     }
 }
@@ -145,21 +159,41 @@ pub(super) fn step_activation(act: Activation) -> Option<fn(f32) -> f32> {
     }
 }
 
-/// Every `(matrix, out)` pair: `out = matrix · x`, as one parallel section.
-fn matvecs(x: &[f32], targets: &mut [(&RowView<'_>, &mut [f32])]) {
-    let sums: Vec<f32> = if targets.iter().any(|(m, _)| m.needs_block_sums()) {
-        x.chunks(32).map(|b| b.iter().sum()).collect()
-    } else {
-        Vec::new()
-    };
-    let mut jobs = Vec::new();
-    for (matrix, out) in targets.iter_mut() {
-        for (c, chunk) in out.chunks_mut(ROWS_PER_JOB).enumerate() {
-            jobs.push((&**matrix, c * ROWS_PER_JOB, chunk));
+/// The step's matrix-vector products: f32 activations, or with `int8` set the activation
+/// rounded once per call to 8-bit blocks (`DecodeCompute::Int8Dot`) for the block matrices
+/// that have int8 kernels; the rest stay on f32.
+struct Matvec {
+    int8: Option<Isa>,
+    /// The rounded activation, its buffers reused across calls.
+    rounded: Int8Activation,
+}
+
+impl Matvec {
+    /// Every `(matrix, out)` pair: `out = matrix · x`, as one parallel section.
+    fn run(&mut self, x: &[f32], targets: &mut [(&RowView<'_>, &mut [f32])]) {
+        let int8 = self.int8.filter(|_| x.len().is_multiple_of(32));
+        if int8.is_some() {
+            self.rounded.requantize(x);
         }
+        let rounded = &self.rounded;
+        let sums: Vec<f32> = if targets.iter().any(|(m, _)| m.needs_block_sums()) {
+            x.chunks(32).map(|b| b.iter().sum()).collect()
+        } else {
+            Vec::new()
+        };
+        let mut jobs = Vec::new();
+        for (matrix, out) in targets.iter_mut() {
+            for (c, chunk) in out.chunks_mut(ROWS_PER_JOB).enumerate() {
+                jobs.push((&**matrix, c * ROWS_PER_JOB, chunk));
+            }
+        }
+        jobs.into_par_iter().for_each(|(matrix, first, out)| {
+            let done = int8.is_some_and(|isa| matrix.int8_rows_into(isa, rounded, first, out));
+            if !done {
+                matrix.rows_into(x, &sums, first, out);
+            }
+        });
     }
-    jobs.into_par_iter()
-        .for_each(|(matrix, first, out)| matrix.rows_into(x, &sums, first, out));
 }
 
 /// Llama's RMSNorm in f32: `w · x / sqrt(mean(x²) + eps)`.
