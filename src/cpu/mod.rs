@@ -1,6 +1,7 @@
 //! CPU kernels behind the model's hot paths: the BF16 dot-product GEMM and the fused vision
-//! attention built on it, ggml block × f32 dot products for quantized matrices, and
-//! elementwise math (tanh-GELU, softmax).
+//! attention built on it, a decode step's attention over the key/value cache, ggml block dot
+//! products for quantized matrices (f32 or 8-bit activations), and elementwise math
+//! (tanh-GELU, softmax).
 //!
 //! Candle's CPU backend either lacks these paths or computes them in a way that is slower or
 //! drifts from transformers' arithmetic; each file says which. The instruction set is picked at
@@ -14,6 +15,7 @@
 //! them.
 
 pub(crate) mod attention_bf16;
+pub(crate) mod decode_attention;
 pub(crate) mod fastmath;
 pub(crate) mod features;
 pub(crate) mod gemm_bf16;

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::{RopeLayout, TextModel};
 use crate::config::Activation;
-use crate::cpu::qmatmul::dot;
+use crate::cpu::decode_attention::{attend, DecodeShape};
 use crate::cpu::qmatmul::int8_act::{Int8Activation, Isa};
 use crate::error::Result;
 use crate::model::kv_cache::KvCache;
@@ -116,17 +116,14 @@ impl TextModel {
                 rope(head, &cos, &sin, self.rotary.layout);
             }
             let done = cache.append_step(i, kv_heads, &k, &v, |kc, vc, capacity| {
-                let len = pos + 1;
-                let group = heads / kv_heads;
-                att.par_chunks_mut(hd)
-                    .zip(q.par_chunks(hd))
-                    .enumerate()
-                    .for_each(|(head, (out, qh))| {
-                        let base = (head / group) * capacity * hd;
-                        let keys = &kc[base..base + len * hd];
-                        let values = &vc[base..base + len * hd];
-                        attend(qh, keys, values, scale, out);
-                    });
+                let shape = DecodeShape {
+                    heads,
+                    kv_heads,
+                    head_dim: hd,
+                    len: pos + 1,
+                    capacity,
+                };
+                attend(&q, kc, vc, shape, scale, &mut att);
             })?;
             if done.is_none() {
                 return Err(candle_core::Error::Msg(
@@ -225,42 +222,9 @@ pub(super) fn rope(x: &mut [f32], cos: &[f32], sin: &[f32], layout: RopeLayout) 
     }
 }
 
-/// One query head over `len` cached positions: softmax(q·Kᵀ·scale)·V into `out`.
-fn attend(q: &[f32], keys: &[f32], values: &[f32], scale: f32, out: &mut [f32]) {
-    let hd = q.len();
-    let mut scores: Vec<f32> = keys.chunks_exact(hd).map(|k| dot(q, k) * scale).collect();
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for s in &mut scores {
-        *s = (*s - max).exp();
-        sum += *s;
-    }
-    out.fill(0.0);
-    for (p, v) in scores.iter().zip(values.chunks_exact(hd)) {
-        let p = p / sum;
-        for (o, v) in out.iter_mut().zip(v) {
-            *o += p * v;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn attend_matches_a_plain_softmax() {
-        let q = [0.5f32, -1.0];
-        let keys = [1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0];
-        let values = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
-        let mut out = [0f32; 2];
-        attend(&q, &keys, &values, 0.5, &mut out);
-        let s = [0.25f32, -0.5, -0.25].map(f32::exp);
-        let total: f32 = s.iter().sum();
-        let expect0 = (s[0] * 1.0 + s[1] * 3.0 + s[2] * 5.0) / total;
-        let expect1 = (s[0] * 2.0 + s[1] * 4.0 + s[2] * 6.0) / total;
-        assert!((out[0] - expect0).abs() < 1e-6 && (out[1] - expect1).abs() < 1e-6);
-    }
 
     #[test]
     fn rope_layouts_pair_the_right_dimensions() {
