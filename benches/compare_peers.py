@@ -25,7 +25,10 @@ Runtimes (table columns), each in a process of its own so that its peak RSS is i
   transformers' f32 arithmetic); `vlm fast` adds `--precision fast` (vision tower and prompt
   pass on BF16 dot products with f32 sums where the CPU has AVX-512 BF16); `vlm fast + int8
   vision` also adds `--vision-compute int8` (vision matrices as int8 with per-row weight scales
-  and per-token activation scales on VNNI). Decoding is f32 in all three.
+  and per-token activation scales on VNNI). Decoding is f32 in all three. `vlm Q8_0 fast` and
+  `vlm Q4_0 fast` quantize the same checkpoint at load (`--quant`, vision tower and
+  embeddings at Q8_0 in both) and add `--precision fast`, so their decode runs on 8-bit
+  activations as llama.cpp's does: the like-for-like columns for llama.cpp's decode rows.
 
 What each row times in each runtime (mean ± standard deviation over the repetitions, after one
 untimed warm-up; llama-bench warms up by itself):
@@ -103,11 +106,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 REQUIREMENTS = REPO / "benches" / "requirements-peers.txt"
 CPU_FLAGS = ("avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile")
-RUNTIMES = ("hf-f32", "hf-bf16", "llama.cpp", "vlm", "vlm-fast", "vlm-int8")
+RUNTIMES = ("hf-f32", "hf-bf16", "llama.cpp", "vlm", "vlm-fast", "vlm-int8", "vlm-q8_0", "vlm-q4_0")
 VLM_CONFIGS = {
     "vlm": ("vlm", []),
     "vlm-fast": ("vlm fast", ["--precision", "fast"]),
     "vlm-int8": ("vlm fast + int8 vision", ["--precision", "fast", "--vision-compute", "int8"]),
+    "vlm-q8_0": ("vlm Q8_0 fast", ["--quant", "q8_0", "--precision", "fast"]),
+    "vlm-q4_0": ("vlm Q4_0 fast", ["--quant", "q4_0", "--precision", "fast"]),
 }
 LLAMA_GIT = "https://github.com/ggml-org/llama.cpp"
 # The sdist vendors a llama.cpp tree with tools/mtmd and SmolVLM conversion; pinned so that

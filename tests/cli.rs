@@ -164,8 +164,9 @@ fn precision_is_exact_by_default_and_reported() {
     assert_eq!(model_info["precision"], "exact");
     assert_eq!(model_info["vision_compute"], "reference");
     assert_eq!(model_info["prefill_compute"], "reference");
+    assert_eq!(model_info["decode_compute"], "reference");
     assert!(
-        stderr.contains("precision exact: vision reference, prefill reference"),
+        stderr.contains("precision exact: vision reference, prefill reference, decode reference"),
         "{stderr}"
     );
     // The CPU's kernel families and whether AMX tiles can run here.
