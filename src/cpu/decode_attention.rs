@@ -5,14 +5,16 @@
 //! formulas of transformers' eager attention, summed in another order. The loops are written
 //! once and compiled a second time with AVX2+FMA, chosen at run time: the default x86-64
 //! target vectorizes only to SSE2, which made attention a third of a step at 900 cached
-//! positions. Heads run in parallel only when there is enough work to pay for the fork.
+//! positions. Heads run in parallel (on the decode team) only when there is enough work to pay
+//! for the fork.
 //!
 //! input: queries `[heads, head_dim]`, keys and values `[kv_heads, capacity, head_dim]` with
 //! `len` valid positions → output `[heads, head_dim]`.
 
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 use super::fastmath::softmax_rows;
+use super::team::Team;
 
 /// Multiply-adds (scores and values together) below which the heads run on one thread: a fork
 /// and join costs about as much as this many on a 2-core VM.
@@ -59,10 +61,11 @@ pub(crate) fn attend(
             one(head, qh, oh);
         }
     } else {
-        out.par_chunks_mut(hd)
-            .zip(q.par_chunks(hd))
-            .enumerate()
-            .for_each(|(head, (oh, qh))| one(head, qh, oh));
+        let heads_out: Vec<Mutex<&mut [f32]>> = out.chunks_mut(hd).map(Mutex::new).collect();
+        Team::global().for_each(heads, &|head| {
+            let mut oh = heads_out[head].lock().unwrap_or_else(|e| e.into_inner());
+            one(head, &q[head * hd..(head + 1) * hd], &mut oh);
+        });
     }
 }
 

@@ -21,3 +21,4 @@ pub(crate) mod features;
 pub(crate) mod gemm_bf16;
 pub(crate) mod gemm_i8;
 pub(crate) mod qmatmul;
+pub(crate) mod team;

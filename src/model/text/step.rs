@@ -7,12 +7,13 @@
 //! arithmetic is the Candle path's (f32 throughout, same formulas as transformers' Llama);
 //! only the summation order differs.
 
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 use super::{RopeLayout, TextModel};
 use crate::config::Activation;
 use crate::cpu::decode_attention::{attend, DecodeShape};
 use crate::cpu::qmatmul::int8_act::{Int8Activation, Isa};
+use crate::cpu::team::Team;
 use crate::error::Result;
 use crate::model::kv_cache::KvCache;
 use crate::model::layers::RowView;
@@ -38,15 +39,9 @@ impl TextModel {
     /// appending to the cache. `None` (and the cache untouched) when the weights are not all
     /// f32 or block matrices on the CPU, or the activation has no step kernel.
     ///
-    /// The step runs on a worker of the thread pool: its dozen parallel sections per layer
-    /// then fork from inside the pool instead of each being handed over from the caller's
-    /// thread and waited for (a sleep and a wake-up per section, about a third of a Q8_0
-    /// step's time on a 2-core VM).
+    /// Its parallel sections run on the decode team (`cpu::team`), whose threads spin between
+    /// sections instead of parking.
     pub(super) fn step(&self, x: &[f32], cache: &mut KvCache) -> Result<Option<Vec<f32>>> {
-        rayon::scope(|_| self.step_on_pool(x, cache))
-    }
-
-    fn step_on_pool(&self, x: &[f32], cache: &mut KvCache) -> Result<Option<Vec<f32>>> {
         let Some(first) = self.layers.first() else {
             return Ok(None);
         };
@@ -181,13 +176,16 @@ impl Matvec {
         let mut jobs = Vec::new();
         for (matrix, out) in targets.iter_mut() {
             for (c, chunk) in out.chunks_mut(ROWS_PER_JOB).enumerate() {
-                jobs.push((&**matrix, c * ROWS_PER_JOB, chunk));
+                jobs.push(Mutex::new((&**matrix, c * ROWS_PER_JOB, chunk)));
             }
         }
-        jobs.into_par_iter().for_each(|(matrix, first, out)| {
-            let done = int8.is_some_and(|isa| matrix.int8_rows_into(isa, rounded, first, out));
+        Team::global().for_each(jobs.len(), &|j| {
+            // Each job is taken by one member only; the lock just hands over its `&mut`.
+            let mut job = jobs[j].lock().unwrap_or_else(|e| e.into_inner());
+            let (matrix, first, out) = &mut *job;
+            let done = int8.is_some_and(|isa| matrix.int8_rows_into(isa, rounded, *first, out));
             if !done {
-                matrix.rows_into(x, &sums, first, out);
+                matrix.rows_into(x, &sums, *first, out);
             }
         });
     }
