@@ -33,6 +33,16 @@ fn ids(v: &Value) -> Vec<u32> {
         .collect()
 }
 
+/// transformers' top-2 logit margin at each greedy step of a reference case.
+fn margins(case: &Value) -> Vec<f64> {
+    case["greedy_margins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_f64().unwrap())
+        .collect()
+}
+
 #[test]
 fn real_q4_1_model_answers_like_transformers() {
     let engine =
@@ -49,12 +59,7 @@ fn real_q4_1_model_answers_like_transformers() {
         );
 
         let expected = ids(&case["greedy_tokens"]);
-        let margins: Vec<f64> = case["greedy_margins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m.as_f64().unwrap())
-            .collect();
+        let margins = margins(case);
         // transformers dequantizes the Q4_1 blocks to f32 and multiplies in f32, as `vlm` does;
         // only summation order differs (~1e-5 on logits), so tokens must agree until a step whose
         // top-2 margin is that small.
@@ -160,12 +165,7 @@ fn real_weights_int8_decode_stays_close_and_keeps_the_answers() {
     for case in reference()["cases"].as_array().unwrap() {
         let question = case["question"].as_str().unwrap();
         let expected = ids(&case["greedy_tokens"]);
-        let margins: Vec<f64> = case["greedy_margins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m.as_f64().unwrap())
-            .collect();
+        let margins = margins(case);
         let prompt = reference_engine
             .prepare(
                 &[Message::user([], question)],

@@ -14,6 +14,7 @@
 use std::sync::Mutex;
 
 use super::fastmath::softmax_rows;
+use super::qmatmul::dot;
 use super::team::Team;
 
 /// Multiply-adds (scores and values together) below which the heads run on one thread: a fork
@@ -100,24 +101,6 @@ fn head_attend_portable(q: &[f32], keys: &[f32], values: &[f32], scale: f32, out
             *o += p * v;
         }
     }
-}
-
-/// f32 dot product with eight independent accumulators, so that it vectorizes.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut sum: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        sum += x * y;
-    }
-    sum
 }
 
 #[cfg(test)]

@@ -288,6 +288,9 @@ mod fused;
 pub(crate) mod int8_act;
 
 /// f32 dot product with eight independent accumulators, so the compiler can vectorize it.
+/// Always inlined, so that it vectorizes for the instruction set of its caller (the AVX2
+/// build of decode attention).
+#[inline(always)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let ca = a.chunks_exact(8);

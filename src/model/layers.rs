@@ -133,6 +133,11 @@ impl RowView<'_> {
         }
     }
 
+    /// Whether [`RowView::int8_rows_into`] takes this matrix.
+    pub(crate) fn has_int8_kernel(&self) -> bool {
+        matches!(self, RowView::Quant(m) if m.has_int8_kernel())
+    }
+
     /// Whether [`RowView::rows_into`] needs the 32-element block sums of its input.
     pub(crate) fn needs_block_sums(&self) -> bool {
         match self {

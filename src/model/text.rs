@@ -327,11 +327,6 @@ impl TextModel {
         self.decode_int8.is_some()
     }
 
-    /// The instruction set of the int8 decode kernels, when they run.
-    pub(crate) fn decode_int8(&self) -> Option<Isa> {
-        self.decode_int8
-    }
-
     /// Number of decoder layers (the cache needs one entry per layer).
     pub(crate) fn num_layers(&self) -> usize {
         self.layers.len()

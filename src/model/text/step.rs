@@ -101,7 +101,7 @@ impl TextModel {
         let mut gate = vec![0f32; ffn];
         let mut up = vec![0f32; ffn];
         let mut mv = Matvec {
-            int8: self.decode_int8(),
+            int8: self.decode_int8,
             rounded: Int8Activation::default(),
         };
         for (i, l) in layers.iter().enumerate() {
@@ -168,7 +168,11 @@ impl Matvec {
             self.rounded.requantize(x);
         }
         let rounded = &self.rounded;
-        let sums: Vec<f32> = if targets.iter().any(|(m, _)| m.needs_block_sums()) {
+        // Block sums feed the f32-activation kernels of Q4_1/Q5_1; under int8 the rounded row
+        // carries its own, so only matrices that stay on f32 need them.
+        let f32_needs_sums =
+            |m: &RowView<'_>| m.needs_block_sums() && !(int8.is_some() && m.has_int8_kernel());
+        let sums: Vec<f32> = if targets.iter().any(|(m, _)| f32_needs_sums(m)) {
             x.chunks(32).map(|b| b.iter().sum()).collect()
         } else {
             Vec::new()
