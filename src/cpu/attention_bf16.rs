@@ -141,26 +141,7 @@ fn softmax_to_bf16(row: &mut [f32], scale: f32, bias: Option<&[f32]>, dst: &mut 
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// `e^x` for sixteen lanes: `x = k·ln2 + r`, a degree-6 polynomial for `e^r`, and
-    /// `vscalefps` for the `2^k` (the same reduction as `fastmath`'s scalar `exp`).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn exp16(x: __m512) -> __m512 {
-        let x = _mm512_min_ps(
-            _mm512_max_ps(x, _mm512_set1_ps(-87.0)),
-            _mm512_set1_ps(88.0),
-        );
-        let k = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
-        );
-        let r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693_145_75), x);
-        let r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.428_606_8e-6), r);
-        let mut p = _mm512_set1_ps(0.001_388_889);
-        for c in [0.008_333_334, 0.041_666_668, 0.166_666_67, 0.5, 1.0, 1.0] {
-            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
-        }
-        _mm512_scalef_ps(p, k)
-    }
+    use crate::cpu::fastmath::x86::exp16;
 
     /// See `super::softmax_to_bf16`.
     #[target_feature(enable = "avx512f,avx512bf16")]

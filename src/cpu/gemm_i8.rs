@@ -21,6 +21,7 @@
 use rayon::prelude::*;
 
 use super::gemm_bf16::SharedMut;
+use super::OutputMap;
 
 /// Rows of `C` per micro-kernel call.
 const MR: usize = 8;
@@ -120,14 +121,15 @@ impl PackedI8 {
         Some(self)
     }
 
-    /// `[n, k]`.
-    pub(crate) fn dims(&self) -> (usize, usize) {
-        (self.n, self.k)
-    }
-
     /// `a` (`[m, k]` row-major f32) times `Wᵀ` → `[m, n]` row-major f32, on the thread
     /// pool. `None` without [`available`] or when `a` is not `m × k`.
     pub fn matmul(&self, a: &[f32], m: usize) -> Option<Vec<f32>> {
+        self.matmul_map(a, m, OutputMap::Identity)
+    }
+
+    /// [`PackedI8::matmul`] with `map` applied to every output element, block by block while
+    /// the block is still in cache.
+    pub(crate) fn matmul_map(&self, a: &[f32], m: usize, map: OutputMap) -> Option<Vec<f32>> {
         if a.len() != m * self.k || !available() || m == 0 {
             return None;
         }
@@ -156,6 +158,8 @@ impl PackedI8 {
                 // SAFETY: `qa` holds `m_pad` rows of `quads` lanes, `b` `quads · NR` lanes;
                 // the MR×NR block at (m0, panel·NR) of the `m_pad × n_pad` matrix `c` is
                 // written by this task only.
+                let block = unsafe { c_ptr.get().add(m0 * n_pad + panel * NR) };
+                // SAFETY: as above.
                 unsafe {
                     kernel(
                         qa[m0 * 4 * quads..].as_ptr(),
@@ -163,10 +167,18 @@ impl PackedI8 {
                         b.as_ptr(),
                         &sa[m0..m0 + MR],
                         &epilogue,
-                        c_ptr.get().add(m0 * n_pad + panel * NR),
+                        block,
                         n_pad,
                     )
                 };
+                if map != OutputMap::Identity {
+                    for r in 0..MR {
+                        // SAFETY: row `r` of this task's MR×NR block.
+                        map.apply(unsafe {
+                            std::slice::from_raw_parts_mut(block.add(r * n_pad), NR)
+                        });
+                    }
+                }
             }
         });
         c.truncate(m * n_pad);
@@ -466,6 +478,21 @@ mod tests {
         let mut zeros = vec![0u8; 20];
         assert_eq!(quantize_unsigned(&[0.0; 20], &mut zeros), 0.0);
         assert!(zeros.iter().all(|&b| b == 128));
+    }
+
+    /// The mapped product is the product with the map applied afterwards, bit for bit.
+    #[test]
+    fn the_output_map_applies_to_the_finished_sums() {
+        if skip() {
+            return;
+        }
+        let (m, n, k) = (11, 70, 301);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.71).sin()).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.13).cos() * 0.1).collect();
+        let packed = PackedI8::from_rows(&w, n, k).unwrap();
+        let mut want = packed.matmul(&a, m).unwrap();
+        OutputMap::GeluTanh.apply(&mut want);
+        assert_eq!(packed.matmul_map(&a, m, OutputMap::GeluTanh).unwrap(), want);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::config::Activation;
 use crate::cpu::attention_bf16::{self, AttentionShape};
 use crate::cpu::gemm_bf16::PackedBf16;
 use crate::cpu::gemm_i8::PackedI8;
+use crate::cpu::OutputMap;
 use crate::error::{Error, Result};
 use crate::model::layers::{Linear, NormParams};
 
@@ -75,17 +76,13 @@ impl Matrix {
     }
 
     fn matmul(&self, a: &[f32], m: usize) -> Option<Vec<f32>> {
-        match self {
-            Matrix::Bf16(p) => p.matmul(a, m),
-            Matrix::Int8(p) => p.matmul(a, m),
-        }
+        self.matmul_map(a, m, OutputMap::Identity)
     }
 
-    /// Output columns.
-    fn n(&self) -> usize {
+    fn matmul_map(&self, a: &[f32], m: usize, map: OutputMap) -> Option<Vec<f32>> {
         match self {
-            Matrix::Bf16(p) => p.dims().0,
-            Matrix::Int8(p) => p.dims().0,
+            Matrix::Bf16(p) => p.matmul_map(a, m, map),
+            Matrix::Int8(p) => p.matmul_map(a, m, map),
         }
     }
 }
@@ -180,9 +177,10 @@ impl PackedLayer {
         let o = self.out.matmul(&ctx, l).ok_or_else(unavailable)?;
         add_assign(x, &o);
         let h = layer_norm(x, d, &self.norm2);
-        let mut f = self.fc1.matmul(&h, l).ok_or_else(unavailable)?;
-        f.par_chunks_mut(ROWS_PER_TASK * self.fc1.n())
-            .for_each(crate::cpu::fastmath::gelu_tanh_in_place);
+        let f = self
+            .fc1
+            .matmul_map(&h, l, OutputMap::GeluTanh)
+            .ok_or_else(unavailable)?;
         let o = self.fc2.matmul(&f, l).ok_or_else(unavailable)?;
         add_assign(x, &o);
         Ok(())
