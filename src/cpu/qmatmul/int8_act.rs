@@ -250,6 +250,28 @@ unsafe fn half_at(p: *const u8) -> f32 {
     }
 }
 
+/// `Σ_b block(b, ·)` over `blocks` blocks as two interleaved chains of accumulation, each in
+/// a register: one chain waits on each multiply-add's latency, and an accumulator indexed
+/// by `b & 1` lives in memory, where each update waits on store forwarding.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn two_chains(blocks: usize, block: impl Fn(usize, __m256) -> __m256) -> f32 {
+    // SAFETY: AVX is implied by the caller's AVX2.
+    unsafe {
+        let (mut even, mut odd) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut b = 0;
+        while b + 1 < blocks {
+            even = block(b, even);
+            odd = block(b + 1, odd);
+            b += 2;
+        }
+        if b < blocks {
+            even = block(b, even);
+        }
+        hsum(_mm256_add_ps(even, odd))
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn hsum(v: __m256) -> f32 {
@@ -274,17 +296,16 @@ unsafe fn hsum(v: __m256) -> f32 {
 unsafe fn row_q8_0<const VNNI: bool>(row: &[u8], x: &Int8Activation) -> f32 {
     // SAFETY: `row` holds `x.scale.len()` blocks of 34 bytes; `x.q`/`x.abs` 32 bytes per block.
     unsafe {
-        let mut acc = _mm256_setzero_ps();
-        for b in 0..x.scale.len() {
+        let block = |b: usize, acc: __m256| {
             let blk = row.as_ptr().add(b * 34);
             let wq = _mm256_loadu_si256(blk.add(2).cast());
             let q = _mm256_loadu_si256(x.q.as_ptr().add(b * 32).cast());
             let a = _mm256_loadu_si256(x.abs.as_ptr().add(b * 32).cast());
             let p = dot_u8_i8::<VNNI>(_mm256_setzero_si256(), a, _mm256_sign_epi8(wq, q));
             let d = _mm256_set1_ps(half_at(blk) * *x.scale.get_unchecked(b));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
-        }
-        hsum(acc)
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc)
+        };
+        two_chains(x.scale.len(), block)
     }
 }
 
@@ -299,9 +320,7 @@ unsafe fn row_q4<const VNNI: bool, const OFFSET: bool>(row: &[u8], x: &Int8Activ
     // `x.minus8` 8 lanes per block.
     unsafe {
         let low = _mm_set1_epi8(15);
-        let mut acc = _mm256_setzero_ps();
-        let mut minimum = 0f32;
-        for b in 0..x.scale.len() {
+        let block = |b: usize, acc: __m256| {
             let blk = row.as_ptr().add(b * size);
             let v = _mm_loadu_si128(blk.add(qs_at).cast());
             let lo = _mm_and_si128(v, low);
@@ -314,12 +333,16 @@ unsafe fn row_q4<const VNNI: bool, const OFFSET: bool>(row: &[u8], x: &Int8Activ
             };
             let p = dot_u8_i8::<VNNI>(start, _mm256_set_m128i(hi, lo), q);
             let d = _mm256_set1_ps(half_at(blk) * *x.scale.get_unchecked(b));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
-            if OFFSET {
-                minimum = half_at(blk.add(2)).mul_add(*x.sum.get_unchecked(b), minimum);
-            }
-        }
-        hsum(acc) + minimum
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc)
+        };
+        let minimum = if OFFSET {
+            (0..x.scale.len())
+                .map(|b| half_at(row.as_ptr().add(b * size + 2)) * *x.sum.get_unchecked(b))
+                .sum()
+        } else {
+            0.0
+        };
+        two_chains(x.scale.len(), block) + minimum
     }
 }
 
