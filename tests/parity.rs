@@ -300,13 +300,17 @@ fn int8_vision_features_stay_close_to_transformers() {
 /// `--precision fast`'s prompt pass (BF16 dot products, on CPUs with AVX-512 BF16) against
 /// transformers' first-step logits, fed transformers' image features so that only the decoder's arithmetic differs.
 ///
-/// Tolerance: relative RMS error 5e-2. As at [`BF16_RELATIVE_RMS`], every matrix input is
-/// rounded to 8 significant bits (up to 2⁻⁹ per value); the decoder's random fixture weights,
-/// std-scaled for sharp margins, compound that more than the vision tower does: 0.6–2.5 %
-/// measured here. The limit keeps a 2× margin over the worst case, while a wrong layout, RoPE
-/// position or causal mask moves logits by their own magnitude. (On the real SmolLM2 weights
-/// `tests/real_weights.rs` checks that bf16 prefill keeps the greedy answer.)
-const BF16_PREFILL_RELATIVE_RMS: f32 = 5e-2;
+/// Tolerance: relative RMS error 8e-2. As at [`BF16_RELATIVE_RMS`], every matrix input is
+/// rounded to 8 significant bits (up to 2⁻⁹ per value), and so are the attention's queries,
+/// keys, probabilities and values; the decoder's random fixture weights, std-scaled for sharp
+/// margins (attention scores of tens), compound that more than the vision tower does:
+/// 1.2–5.1 % measured here on the image cases (0.6–4.7 % with f32 attention), 1e-6 on the
+/// text-only ones, shorter than the 64 rows from which the prompt pass packs its weights. The
+/// limit keeps a 1.5× margin over the worst case, while a wrong layout, RoPE position or
+/// causal mask moves logits by their own magnitude (letting each query see one key past its
+/// position measured 0.34 here). (On the real SmolLM2 weights `tests/real_weights.rs` checks
+/// that bf16 prefill keeps the greedy answer.)
+const BF16_PREFILL_RELATIVE_RMS: f32 = 8e-2;
 
 #[test]
 fn bf16_prefill_logits_stay_close_to_transformers() {

@@ -46,21 +46,120 @@ pub fn attention(
     {
         return None;
     }
-    // Keys as a `[l, head_dim]` matrix and values transposed as `[head_dim, l]`, per head, so
-    // both products are "activations times packed matrix".
-    let packed: Vec<(PackedBf16, PackedBf16)> = (0..heads)
+    let packed = (0..heads)
         .into_par_iter()
         .map(|h| {
             let (k0, v0) = (width + h * head_dim, 2 * width + h * head_dim);
-            let keys =
-                PackedBf16::from_row_fn(l, head_dim, |t| &qkv[t * stride + k0..][..head_dim])?;
-            // Vᵀ column t is token t's value row.
-            let values_t =
-                PackedBf16::from_column_fn(head_dim, l, |t| &qkv[t * stride + v0..][..head_dim])?;
-            Some((keys, values_t))
+            pack_head(
+                l,
+                head_dim,
+                |t| &qkv[t * stride + k0..][..head_dim],
+                |t| &qkv[t * stride + v0..][..head_dim],
+            )
         })
         .collect::<Option<Vec<_>>>()?;
+    let queries = Queries {
+        tokens: l,
+        heads,
+        head_dim,
+        row: &|t, h| &qkv[t * stride + h * head_dim..][..head_dim],
+    };
+    attend(queries, &packed, scale, key_bias, &|_| l)
+}
 
+/// Causal attention of `t` new queries (`q`: token-major `[t, heads · head_dim]`) over
+/// `keys` and `values` (`[kv_heads, seen, head_dim]`, the cached positions followed by the
+/// new ones, so query `i` sits at position `seen − t + i` and sees keys `0..=seen − t + i`).
+/// Query heads share key/value heads in groups of `heads / kv_heads`. Returns token-major
+/// `[t, heads · head_dim]`; `None` without the BF16 kernels or on mismatched lengths.
+pub(crate) fn causal_attention(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    shape: AttentionShape,
+    kv_heads: usize,
+    scale: f32,
+) -> Option<Vec<f32>> {
+    let AttentionShape {
+        tokens: t,
+        heads,
+        head_dim,
+    } = shape;
+    let width = heads * head_dim;
+    if kv_heads == 0 || !heads.is_multiple_of(kv_heads) || q.len() != t * width || t == 0 {
+        return None;
+    }
+    let seen = keys.len() / (kv_heads * head_dim);
+    if !gemm_bf16::available()
+        || keys.len() != kv_heads * seen * head_dim
+        || values.len() != keys.len()
+        || seen < t
+    {
+        return None;
+    }
+    let packed = (0..kv_heads)
+        .into_par_iter()
+        .map(|g| {
+            let base = g * seen * head_dim;
+            pack_head(
+                seen,
+                head_dim,
+                |p| &keys[base + p * head_dim..][..head_dim],
+                |p| &values[base + p * head_dim..][..head_dim],
+            )
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let queries = Queries {
+        tokens: t,
+        heads,
+        head_dim,
+        row: &|i, h| &q[i * width + h * head_dim..][..head_dim],
+    };
+    let past = seen - t;
+    attend(queries, &packed, scale, None, &|i| past + i + 1)
+}
+
+/// One key/value head's keys as a `[positions, head_dim]` matrix and its values transposed
+/// as `[head_dim, positions]`, so that both products are "activations times packed matrix".
+fn pack_head<'a>(
+    positions: usize,
+    head_dim: usize,
+    key: impl Fn(usize) -> &'a [f32],
+    value: impl Fn(usize) -> &'a [f32],
+) -> Option<(PackedBf16, PackedBf16)> {
+    let keys = PackedBf16::from_row_fn(positions, head_dim, key)?;
+    // Vᵀ column p is position p's value row.
+    let values_t = PackedBf16::from_column_fn(head_dim, positions, value)?;
+    Some((keys, values_t))
+}
+
+/// Where the queries are: `row(t, h)` is head `h`'s `head_dim` values for token `t`.
+#[derive(Clone, Copy)]
+struct Queries<'a> {
+    tokens: usize,
+    heads: usize,
+    head_dim: usize,
+    row: &'a (dyn Fn(usize, usize) -> &'a [f32] + Sync),
+}
+
+/// The shared body: for every query head and block of [`BLOCK`] query rows, the scores
+/// against the keys of its key/value head (`packed[h / group]`), softmax over the first
+/// `visible(t)` keys of row `t` (plus `key_bias`), and the product with the values.
+fn attend(
+    queries: Queries<'_>,
+    packed: &[(PackedBf16, PackedBf16)],
+    scale: f32,
+    key_bias: Option<&[f32]>,
+    visible: &(dyn Fn(usize) -> usize + Sync),
+) -> Option<Vec<f32>> {
+    let Queries {
+        tokens: l,
+        heads,
+        head_dim,
+        row: query,
+    } = queries;
+    let width = heads * head_dim;
+    let group = heads / packed.len();
     let blocks = l.div_ceil(BLOCK);
     let mut out = vec![0f32; l * width];
     let out_ptr = SharedOut(out.as_mut_ptr());
@@ -68,39 +167,40 @@ pub fn attention(
         .into_par_iter()
         .try_for_each(|task| -> Option<()> {
             let (h, b) = (task / blocks, task % blocks);
-            let (keys, values_t) = &packed[h];
+            let (keys, values_t) = &packed[h / group];
             let m0 = b * BLOCK;
             let rows = BLOCK.min(l - m0);
             let m_pad = rows.div_ceil(MR) * MR;
+            // Keys past the block's last row's view are masked for every row of the block:
+            // neither multiplied nor read.
+            let seen = visible(m0 + rows - 1);
 
             // Q rows of this head, as bf16 pairs.
             let q_pairs = keys.pairs();
             let mut q16 = vec![0u32; m_pad * q_pairs];
             for r in 0..rows {
-                let at = (m0 + r) * stride + h * head_dim;
-                gemm_bf16::round_row(
-                    &qkv[at..at + head_dim],
-                    &mut q16[r * q_pairs..(r + 1) * q_pairs],
-                );
+                gemm_bf16::round_row(query(m0 + r, h), &mut q16[r * q_pairs..(r + 1) * q_pairs]);
             }
             let l_pad = keys.n_padded();
             let mut scores = vec![0f32; m_pad * l_pad];
-            keys.matmul_bf16_serial(&q16, m_pad, &mut scores)?;
+            keys.matmul_bf16_serial(&q16, m_pad, &mut scores, seen, head_dim)?;
 
-            // Softmax over the `l` real keys of each row, then the probabilities as bf16.
+            // Softmax over each row's visible keys, then the probabilities as bf16 (zero
+            // past them).
             let p_pairs = values_t.pairs();
             let mut p16 = vec![0u32; m_pad * p_pairs];
             for r in 0..rows {
+                let n = visible(m0 + r);
                 softmax_to_bf16(
-                    &mut scores[r * l_pad..r * l_pad + l],
+                    &mut scores[r * l_pad..r * l_pad + n],
                     scale,
-                    key_bias,
-                    &mut p16[r * p_pairs..(r + 1) * p_pairs],
+                    key_bias.map(|b| &b[..n]),
+                    &mut p16[r * p_pairs..r * p_pairs + n.div_ceil(2)],
                 );
             }
             let d_pad = values_t.n_padded();
             let mut ctx = vec![0f32; m_pad * d_pad];
-            values_t.matmul_bf16_serial(&p16, m_pad, &mut ctx)?;
+            values_t.matmul_bf16_serial(&p16, m_pad, &mut ctx, head_dim, seen)?;
             for r in 0..rows {
                 let at = (m0 + r) * width + h * head_dim;
                 // SAFETY: this task alone writes columns `h·head_dim..(h+1)·head_dim` of rows
@@ -234,9 +334,17 @@ mod tests {
     }
 
     /// Against a plain f64 evaluation of the same bf16-rounded inputs.
+    fn skip() -> bool {
+        if gemm_bf16::available() {
+            return false;
+        }
+        eprintln!("note: this CPU lacks AVX-512 BF16; the BF16 attention is not checked here");
+        true
+    }
+
     #[test]
     fn matches_a_plain_evaluation() {
-        if !gemm_bf16::available() {
+        if skip() {
             return;
         }
         // Lengths off the block sizes; an odd head width; a masked key.
@@ -297,5 +405,69 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Causal attention with cached positions, shared key/value heads and query blocks that
+    /// see different numbers of keys, against an f64 evaluation on the same bf16-rounded
+    /// inputs.
+    #[test]
+    fn causal_attention_matches_a_plain_evaluation() {
+        if skip() {
+            return;
+        }
+        // 70 new rows (two query blocks) after 31 cached positions; 4 query heads over 2
+        // key/value heads; an odd head width.
+        let (t, past, heads, kv_heads, hd) = (70, 31, 4, 2, 5);
+        let seen = past + t;
+        let gen = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * seed) % 97) as f32 - 48.0) / 40.0)
+                .collect()
+        };
+        let q = gen(t * heads * hd, 31);
+        // `[kv_heads, seen, hd]`.
+        let keys = gen(kv_heads * seen * hd, 17);
+        let values = gen(kv_heads * seen * hd, 43);
+        let scale = 0.4;
+        let shape = AttentionShape {
+            tokens: t,
+            heads,
+            head_dim: hd,
+        };
+        let out = causal_attention(&q, &keys, &values, shape, kv_heads, scale).unwrap();
+        let group = heads / kv_heads;
+        for h in 0..heads {
+            let g = h / group;
+            let kv = |x: &[f32], p: usize, d: usize| x[(g * seen + p) * hd + d];
+            for i in 0..t {
+                let visible = past + i + 1;
+                let s: Vec<f64> = (0..visible)
+                    .map(|p| {
+                        let dot: f64 = (0..hd)
+                            .map(|d| bf16(q[(i * heads + h) * hd + d]) * bf16(kv(&keys, p, d)))
+                            .sum();
+                        dot * f64::from(scale)
+                    })
+                    .collect();
+                let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
+                let total: f64 = e.iter().sum();
+                for d in 0..hd {
+                    let want: f64 = (0..visible)
+                        .map(|p| e[p] / total * f64::from(kv(&values, p, d)))
+                        .sum();
+                    let got = f64::from(out[(i * heads + h) * hd + d]);
+                    // As in `matches_a_plain_evaluation`: bf16 probabilities and values.
+                    assert!(
+                        (got - want).abs() < 1e-2,
+                        "head {h} row {i} dim {d}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+        // Mismatched lengths are refused, not read out of bounds.
+        assert!(causal_attention(&q[1..], &keys, &values, shape, kv_heads, scale).is_none());
+        assert!(causal_attention(&q, &keys, &values[1..], shape, kv_heads, scale).is_none());
+        assert!(causal_attention(&q, &keys, &values, shape, 3, scale).is_none());
     }
 }

@@ -298,30 +298,40 @@ impl PackedBf16 {
     /// `a16` (`m_pad` rows of [`PackedBf16::pairs`] bf16 pairs, `m_pad` a multiple of
     /// [`MR`]) times `Wᵀ` into `c` (`m_pad × n_padded`), on the calling thread. `None`
     /// without [`available`] or on mismatched lengths.
+    ///
+    /// Only the panels that hold the first `cols` output columns are computed (the rest of
+    /// `c` is left as it is), over the first `k_used` inputs (the activations are known to be
+    /// zero past them): causal attention skips the keys a block of queries cannot see.
     pub(crate) fn matmul_bf16_serial(
         &self,
         a16: &[u32],
         m_pad: usize,
         c: &mut [f32],
+        cols: usize,
+        k_used: usize,
     ) -> Option<()> {
         let n_pad = self.n_padded();
         if !available()
             || !m_pad.is_multiple_of(MR)
             || a16.len() != m_pad * self.pairs()
             || c.len() != m_pad * n_pad
+            || cols > self.n
+            || k_used > self.k
         {
             return None;
         }
-        for panel in 0..self.panels().count() {
-            // SAFETY: lengths checked above.
+        let panels = self.panels().count().min(cols.div_ceil(NR));
+        for panel in 0..panels {
+            // SAFETY: lengths checked above; `k_used.div_ceil(2) ≤ pairs`.
             unsafe {
-                self.panel(
+                self.panel_part(
                     panel,
                     a16,
                     m_pad,
                     c.as_mut_ptr(),
                     n_pad,
                     OutputMap::Identity,
+                    k_used.div_ceil(2),
                 )
             };
         }
@@ -343,11 +353,30 @@ impl PackedBf16 {
         ldc: usize,
         map: OutputMap,
     ) {
+        // SAFETY: forwarded.
+        unsafe { self.panel_part(panel, a16, m_pad, c, ldc, map, self.pairs()) }
+    }
+
+    /// [`PackedBf16::panel`] over the first `used` k-pairs only.
+    ///
+    /// # Safety
+    /// As [`PackedBf16::panel`], and `used ≤ pairs`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn panel_part(
+        &self,
+        panel: usize,
+        a16: &[u32],
+        m_pad: usize,
+        c: *mut f32,
+        ldc: usize,
+        map: OutputMap,
+        used: usize,
+    ) {
         let pairs = self.pairs();
         let width = self.panels().width(panel);
         let b = &self.lanes[panel * pairs * NR..][..pairs * width];
-        for k0 in (0..pairs).step_by(KC) {
-            let kc = KC.min(pairs - k0);
+        for k0 in (0..used).step_by(KC) {
+            let kc = KC.min(used - k0);
             for m0 in (0..m_pad).step_by(MR) {
                 let a_block = &a16[m0 * pairs + k0..];
                 let b_block = &b[k0 * width..(k0 + kc) * width];
@@ -372,7 +401,7 @@ impl PackedBf16 {
                         start,
                     )
                 };
-                if k0 + kc == pairs && map != OutputMap::Identity {
+                if k0 + kc == used && map != OutputMap::Identity {
                     for r in 0..MR {
                         // SAFETY: row `r` of the block, `width` columns, lies inside `c` and
                         // belongs to this call.
