@@ -43,6 +43,78 @@ fn gelu_tanh_one(x: f32) -> f32 {
     x / (1.0 + exp(-2.0 * u))
 }
 
+/// `e^x` for f32 computed in f64 and rounded once: the range reduction and a degree-13
+/// polynomial (truncation below 5e-18 relative) leave the f64 result so close to the true value
+/// that rounding it to f32 gives the correctly rounded `e^x`. glibc's `expf` (error up to
+/// 0.502 ulp) returns the same in all but about one input in two thousand. Unlike a call to
+/// `expf`, it vectorizes.
+#[inline(always)]
+fn exp_correctly_rounded(x: f32) -> f32 {
+    // Adding 1.5·2⁵² rounds `x·log₂e` to an integer k held in the low mantissa bits, where
+    // integer adds and shifts (which vectorize, unlike f64 → i64 conversion on AVX2) turn it
+    // into the exponent of 2^k.
+    const SHIFTER: f64 = 6_755_399_441_055_744.0;
+    // ln 2 in two parts, the first with trailing zero bits so that `k · LN2_HI` is exact.
+    const LN2_HI: f64 = 0.693_147_180_369_123_8;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    // 1/n! for n = 13 down to 2.
+    const INV_FACTORIAL: [f64; 12] = [
+        1.605_904_383_682_161_3e-10,
+        2.087_675_698_786_81e-9,
+        2.505_210_838_544_172e-8,
+        2.755_731_922_398_589e-7,
+        2.755_731_922_398_589_3e-6,
+        2.480_158_730_158_73e-5,
+        1.984_126_984_126_984e-4,
+        1.388_888_888_888_889e-3,
+        8.333_333_333_333_333e-3,
+        4.166_666_666_666_666_4e-2,
+        0.166_666_666_666_666_66,
+        0.5,
+    ];
+    let x = f64::from(x).clamp(-200.0, 200.0);
+    let kd = x.mul_add(std::f64::consts::LOG2_E, SHIFTER);
+    let k = kd - SHIFTER;
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let mut p = INV_FACTORIAL[0];
+    for c in &INV_FACTORIAL[1..] {
+        p = p * r + c;
+    }
+    let p = (p * r + 1.0) * r + 1.0;
+    let scale = f64::from_bits(kd.to_bits().wrapping_add(1023) << 52);
+    (p * scale) as f32
+}
+
+/// `gate ← silu(gate) · up` with Candle's (and PyTorch's) `silu(x) = x / (1 + e^(−x))`, the
+/// same operations in the same order and `e^x` correctly rounded: the results equal the
+/// libm-based formula's.
+#[inline(always)]
+fn silu_mul_slice(gate: &mut [f32], up: &[f32]) {
+    for (g, u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + exp_correctly_rounded(-*g)) * u;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn silu_mul_slice_avx2(gate: &mut [f32], up: &[f32]) {
+    silu_mul_slice(gate, up)
+}
+
+/// A gated MLP's activation in place: `gate[i] = silu(gate[i]) · up[i]`. Through a function
+/// pointer per element and libm's `expf` this was about 5 % of a 256M decode step.
+pub(crate) fn silu_mul_in_place(gate: &mut [f32], up: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2() {
+            // SAFETY: the CPU supports the features the function is compiled with.
+            unsafe { silu_mul_slice_avx2(gate, up) };
+            return;
+        }
+    }
+    silu_mul_slice(gate, up);
+}
+
 #[inline(always)]
 fn gelu_slice(xs: &mut [f32]) {
     for x in xs {
@@ -259,6 +331,26 @@ mod tests {
     use candle_core::Device;
 
     #[test]
+    fn the_f64_exp_is_correctly_rounded() {
+        let (mut inputs, mut wrong) = (0, 0);
+        let mut x = -103.0f32;
+        while x < 88.0 {
+            // The f64 `exp` is within an ulp of f64; rounded to f32 it is the correctly
+            // rounded value except within ~1e-9 of a midpoint.
+            if exp_correctly_rounded(x) != f64::from(x).exp() as f32 {
+                wrong += 1;
+            }
+            inputs += 1;
+            x += 0.000_97;
+        }
+        assert!(inputs > 190_000);
+        assert!(wrong <= 1, "{wrong} of {inputs} inputs misrounded");
+        assert_eq!(exp_correctly_rounded(-1000.0), 0.0);
+        assert_eq!(exp_correctly_rounded(1000.0), f32::INFINITY);
+        assert!(exp_correctly_rounded(f32::NAN).is_nan());
+    }
+
+    #[test]
     fn exp_is_accurate_to_f32_rounding() {
         let mut worst = 0f64;
         let mut x = -80.0f32;
@@ -289,6 +381,19 @@ mod tests {
                 .to_scalar::<f32>()
                 .unwrap()
         };
+        // Gated SiLU against Candle's `silu` times the up projection.
+        let up = (Tensor::randn(0f32, 1.0, (7, 300), &dev).unwrap())
+            .contiguous()
+            .unwrap();
+        let mut gated = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        silu_mul_in_place(
+            &mut gated,
+            &up.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        let gated = Tensor::from_vec(gated, (7, 300), &dev).unwrap();
+        let want = (candle_nn::ops::silu(&x).unwrap() * &up).unwrap();
+        // The same formula with a correctly rounded exp: equal up to libm's rare misroundings.
+        assert!(diff(gated, want) < 1e-6);
         // Candle's reference uses libm tanh/exp; both are within a few ulps of the exact values.
         assert!(diff(gelu_tanh(&x).unwrap(), x.gelu().unwrap()) < 2e-6);
         // Every instruction-set path (AVX-512 with a reciprocal estimate, AVX2, scalar), on a

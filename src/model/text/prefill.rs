@@ -101,11 +101,7 @@ impl TextModel {
             let up = project(&l.mlp.up_proj, &h, t, bf16)?;
             gate.par_chunks_mut(ffn)
                 .zip(up.par_chunks(ffn))
-                .for_each(|(g, u)| {
-                    for (g, u) in g.iter_mut().zip(u) {
-                        *g = act(*g) * u;
-                    }
-                });
+                .for_each(|(g, u)| act(g, u));
             add_assign(&mut x, &project(&l.mlp.down_proj, &gate, t, bf16)?);
         }
         let mut last = vec![0f32; d];

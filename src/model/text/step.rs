@@ -130,9 +130,7 @@ impl TextModel {
             add_assign(&mut x, &proj);
             rms_norm(&x, &l.post_norm, eps, &mut h);
             mv.run(&h, &mut [(&l.gate, &mut gate), (&l.up, &mut up)]);
-            for (g, u) in gate.iter_mut().zip(&up) {
-                *g = act(*g) * u;
-            }
+            act(&mut gate, &up);
             mv.run(&gate, &mut [(&l.down, &mut proj)]);
             add_assign(&mut x, &proj);
         }
@@ -143,10 +141,14 @@ impl TextModel {
     }
 }
 
-pub(super) fn step_activation(act: Activation) -> Option<fn(f32) -> f32> {
+/// `gate ← act(gate) · up` over a whole row.
+pub(super) type GatedActivation = fn(&mut [f32], &[f32]);
+
+/// The gated MLP's activation, where the step has a kernel for `act`.
+pub(super) fn step_activation(act: Activation) -> Option<GatedActivation> {
     match act {
         // Candle's `silu`: x / (1 + e^(-x)).
-        Activation::Silu => Some(|x| x / (1.0 + (-x).exp())),
+        Activation::Silu => Some(crate::cpu::fastmath::silu_mul_in_place),
         Activation::GeluTanh | Activation::GeluErf => None,
     }
 }
