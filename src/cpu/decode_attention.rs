@@ -9,7 +9,8 @@
 //! for the fork.
 //!
 //! input: queries `[heads, head_dim]`, keys and values `[kv_heads, capacity, head_dim]` with
-//! `len` valid positions → output `[heads, head_dim]`.
+//! `len` valid positions, in f32 or f16 (converted to f32 as they are read, 8 lanes per
+//! `vcvtph2ps`) → output `[heads, head_dim]`.
 
 use std::sync::Mutex;
 
@@ -20,6 +21,22 @@ use super::team::Team;
 /// Multiply-adds (scores and values together) below which the heads run on one thread: a fork
 /// and join costs about as much as this many on a 2-core VM.
 const PARALLEL_MIN_MACS: usize = 1 << 16;
+
+/// A key or value cache buffer, `[kv_heads, capacity, head_dim]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CachedRows<'a> {
+    F32(&'a [f32]),
+    F16(&'a [half::f16]),
+}
+
+impl<'a> CachedRows<'a> {
+    fn range(self, r: std::ops::Range<usize>) -> CachedRows<'a> {
+        match self {
+            CachedRows::F32(x) => CachedRows::F32(&x[r]),
+            CachedRows::F16(x) => CachedRows::F16(&x[r]),
+        }
+    }
+}
 
 /// Sizes of one decode attention.
 #[derive(Debug, Clone, Copy)]
@@ -37,8 +54,8 @@ pub(crate) struct DecodeShape {
 /// kv head serving `h` (grouped-query attention: `heads / kv_heads` queries per kv head).
 pub(crate) fn attend(
     q: &[f32],
-    keys: &[f32],
-    values: &[f32],
+    keys: CachedRows<'_>,
+    values: CachedRows<'_>,
     shape: DecodeShape,
     scale: f32,
     out: &mut [f32],
@@ -53,9 +70,13 @@ pub(crate) fn attend(
     let group = heads / kv_heads.max(1);
     let one = |head: usize, qh: &[f32], oh: &mut [f32]| {
         let base = (head / group) * capacity * hd;
-        let k = &keys[base..base + len * hd];
-        let v = &values[base..base + len * hd];
-        head_attend(qh, k, v, scale, oh);
+        let rows = base..base + len * hd;
+        match (keys.range(rows.clone()), values.range(rows)) {
+            (CachedRows::F32(k), CachedRows::F32(v)) => head_attend(qh, k, v, scale, oh),
+            (CachedRows::F16(k), CachedRows::F16(v)) => head_attend_f16(qh, k, v, scale, oh),
+            // The cache converts both to one storage dtype.
+            _ => oh.fill(f32::NAN),
+        }
     };
     if heads * len * hd * 2 < PARALLEL_MIN_MACS {
         for (head, (oh, qh)) in out.chunks_mut(hd).zip(q.chunks(hd)).enumerate() {
@@ -87,6 +108,102 @@ fn head_attend(q: &[f32], keys: &[f32], values: &[f32], scale: f32, out: &mut [f
 #[target_feature(enable = "avx2,fma")]
 unsafe fn head_attend_avx2(q: &[f32], keys: &[f32], values: &[f32], scale: f32, out: &mut [f32]) {
     head_attend_portable(q, keys, values, scale, out)
+}
+
+/// [`head_attend`] over f16 keys and values.
+fn head_attend_f16(
+    q: &[f32],
+    keys: &[half::f16],
+    values: &[half::f16],
+    scale: f32,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c")
+        {
+            // SAFETY: the CPU supports the features the function is compiled with.
+            unsafe { x86::head_attend_f16(q, keys, values, scale, out) };
+            return;
+        }
+    }
+    let hd = q.len();
+    let mut scores: Vec<f32> = keys
+        .chunks_exact(hd)
+        .map(|k| q.iter().zip(k).map(|(q, k)| q * k.to_f32()).sum::<f32>() * scale)
+        .collect();
+    let len = scores.len();
+    softmax_rows(&mut scores, len);
+    out.fill(0.0);
+    for (p, v) in scores.iter().zip(values.chunks_exact(hd)) {
+        for (o, v) in out.iter_mut().zip(v) {
+            *o += p * v.to_f32();
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::softmax_rows;
+
+    /// Eight f16 at `p` as f32.
+    #[inline(always)]
+    unsafe fn load8(p: *const half::f16) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable values and F16C.
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
+    }
+
+    /// `super::head_attend_f16` with F16C conversions, 8 lanes at a time (a scalar tail for
+    /// head widths that are not a multiple of 8).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn head_attend_f16(
+        q: &[f32],
+        keys: &[half::f16],
+        values: &[half::f16],
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        let hd = q.len();
+        let body = hd / 8 * 8;
+        let mut scores: Vec<f32> = keys
+            .chunks_exact(hd)
+            .map(|k| {
+                let mut acc = _mm256_setzero_ps();
+                for i in (0..body).step_by(8) {
+                    // SAFETY: `i + 8 ≤ body ≤ hd` for both `q` and the key row.
+                    unsafe {
+                        let kv = load8(k.as_ptr().add(i));
+                        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i)), kv, acc);
+                    }
+                }
+                let tail: f32 = (body..hd).map(|i| q[i] * k[i].to_f32()).sum();
+                // SAFETY: AVX is enabled.
+                let lanes: [f32; 8] = unsafe { std::mem::transmute(acc) };
+                (lanes.iter().sum::<f32>() + tail) * scale
+            })
+            .collect();
+        let len = scores.len();
+        softmax_rows(&mut scores, len);
+        out.fill(0.0);
+        for (p, v) in scores.iter().zip(values.chunks_exact(hd)) {
+            let pv = _mm256_set1_ps(*p);
+            for i in (0..body).step_by(8) {
+                // SAFETY: as above, for `out` and the value row.
+                unsafe {
+                    let o = out.as_mut_ptr().add(i);
+                    let r = _mm256_fmadd_ps(pv, load8(v.as_ptr().add(i)), _mm256_loadu_ps(o));
+                    _mm256_storeu_ps(o, r);
+                }
+            }
+            for i in body..hd {
+                out[i] += p * v[i].to_f32();
+            }
+        }
+    }
 }
 
 #[inline(always)]
@@ -151,13 +268,38 @@ mod tests {
             let keys: Vec<f32> = (0..n).map(|i| val(i, 17)).collect();
             let values: Vec<f32> = (0..n).map(|i| val(i, 53)).collect();
             let mut out = vec![0f32; q.len()];
-            attend(&q, &keys, &values, s, 0.3, &mut out);
+            let rows = CachedRows::F32;
+            attend(&q, rows(&keys), rows(&values), s, 0.3, &mut out);
             let expect = reference(&q, &keys, &values, s, 0.3);
             for (i, (o, e)) in out.iter().zip(&expect).enumerate() {
                 // f32 sums over up to 700 positions of values below 1.2 in magnitude.
                 assert!(
                     (f64::from(*o) - e).abs() < 1e-5,
                     "len {len} [{i}]: {o} vs {e}"
+                );
+            }
+            // The same from an f16 cache, against the reference on the f16-rounded values
+            // (head_dim 13: one 8-lane step and a scalar tail).
+            let to16 = |x: &[f32]| {
+                x.iter()
+                    .map(|v| half::f16::from_f32(*v))
+                    .collect::<Vec<_>>()
+            };
+            let (k16, v16) = (to16(&keys), to16(&values));
+            let back = |x: &[half::f16]| x.iter().map(|v| v.to_f32()).collect::<Vec<_>>();
+            attend(
+                &q,
+                CachedRows::F16(&k16),
+                CachedRows::F16(&v16),
+                s,
+                0.3,
+                &mut out,
+            );
+            let expect = reference(&q, &back(&k16), &back(&v16), s, 0.3);
+            for (i, (o, e)) in out.iter().zip(&expect).enumerate() {
+                assert!(
+                    (f64::from(*o) - e).abs() < 1e-5,
+                    "f16, len {len} [{i}]: {o} vs {e}"
                 );
             }
         }

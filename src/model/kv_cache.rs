@@ -1,7 +1,8 @@
 //! Per-conversation key/value cache of the decoder, owned by a session, never by the weights.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
+use crate::cpu::decode_attention::CachedRows;
 use crate::error::Result;
 
 /// Keys and values of one layer, `[1, kv_heads, len, head_dim]`, in a buffer that grows by
@@ -68,6 +69,8 @@ impl LayerCache {
 #[derive(Debug, Clone)]
 pub struct KvCache {
     layers: Vec<LayerCache>,
+    /// The dtype keys and values are kept in; `None` keeps the dtype they arrive in.
+    storage: Option<DType>,
 }
 
 impl KvCache {
@@ -75,6 +78,17 @@ impl KvCache {
     pub(crate) fn new(n_layers: usize) -> Self {
         KvCache {
             layers: vec![LayerCache::default(); n_layers],
+            storage: None,
+        }
+    }
+
+    /// An empty cache that keeps keys and values as `storage` whatever dtype they arrive in,
+    /// and hands them back in the dtype of the caller's. An f16 cache halves what each decode
+    /// step reads at depth (llama.cpp's default).
+    pub(crate) fn with_storage(n_layers: usize, storage: DType) -> Self {
+        KvCache {
+            storage: Some(storage),
+            ..KvCache::new(n_layers)
         }
     }
 
@@ -99,6 +113,7 @@ impl KvCache {
                 .iter()
                 .map(|l| l.deep_copy(64))
                 .collect::<Result<Vec<_>>>()?,
+            storage: self.storage,
         })
     }
 
@@ -119,28 +134,42 @@ impl KvCache {
         let entry = self.layers.get_mut(layer).ok_or_else(|| {
             candle_core::Error::Msg(format!("kv cache has {n} layers, asked for layer {layer}"))
         })?;
-        entry.append(k, v)
+        let Some(storage) = self.storage.filter(|s| *s != k.dtype()) else {
+            return entry.append(k, v);
+        };
+        let (keys, values) = entry.append(&k.to_dtype(storage)?, &v.to_dtype(storage)?)?;
+        Ok((keys.to_dtype(k.dtype())?, values.to_dtype(v.dtype())?))
     }
 }
 
 impl KvCache {
     /// Appends one position (`k`, `v`: `[kv_heads · head_dim]` f32) to layer `layer` and runs
-    /// `f` on the whole f32 key and value buffers, `[kv_heads, capacity, head_dim]`, with the
-    /// capacity; positions `0..len()` are valid. For the CPU step kernels; `None` when the cache
-    /// is not f32 on the CPU.
+    /// `f` on the whole key and value buffers, `[kv_heads, capacity, head_dim]` (f32, or f16
+    /// for an f16 cache), with the capacity; positions `0..len()` are valid. For the CPU step
+    /// kernels; `None` when the cache is neither f32 nor f16 on the CPU.
     pub(crate) fn append_step<R>(
         &mut self,
         layer: usize,
         kv_heads: usize,
         k: &[f32],
         v: &[f32],
-        f: impl FnOnce(&[f32], &[f32], usize) -> R,
+        f: impl FnOnce(CachedRows<'_>, CachedRows<'_>, usize) -> R,
     ) -> Result<Option<R>> {
         let device = candle_core::Device::Cpu;
         let head_dim = k.len() / kv_heads;
         let kt = Tensor::from_slice(k, (1, kv_heads, 1, head_dim), &device)?;
         let vt = Tensor::from_slice(v, (1, kv_heads, 1, head_dim), &device)?;
-        self.append(layer, &kt, &vt)?;
+        let (kt, vt) = match self.storage {
+            Some(storage) => (kt.to_dtype(storage)?, vt.to_dtype(storage)?),
+            None => (kt, vt),
+        };
+        let n = self.layers.len();
+        self.layers
+            .get_mut(layer)
+            .ok_or_else(|| {
+                candle_core::Error::Msg(format!("kv cache has {n} layers, asked for layer {layer}"))
+            })?
+            .append(&kt, &vt)?;
         let entry = &self.layers[layer];
         let (Some(kb), Some(vb)) = (&entry.k, &entry.v) else {
             return Ok(None);
@@ -148,16 +177,21 @@ impl KvCache {
         let capacity = kb.dim(2)?;
         let (ks, kl) = kb.storage_and_layout();
         let (vs, vl) = vb.storage_and_layout();
-        let (
-            candle_core::Storage::Cpu(candle_core::CpuStorage::F32(kd)),
-            candle_core::Storage::Cpu(candle_core::CpuStorage::F32(vd)),
-            Some((k0, k1)),
-            Some((v0, v1)),
-        ) = (&*ks, &*vs, kl.contiguous_offsets(), vl.contiguous_offsets())
+        use candle_core::{CpuStorage, Storage};
+        let (Some((k0, k1)), Some((v0, v1))) = (kl.contiguous_offsets(), vl.contiguous_offsets())
         else {
             return Ok(None);
         };
-        Ok(Some(f(&kd[k0..k1], &vd[v0..v1], capacity)))
+        let rows = match (&*ks, &*vs) {
+            (Storage::Cpu(CpuStorage::F32(kd)), Storage::Cpu(CpuStorage::F32(vd))) => {
+                (CachedRows::F32(&kd[k0..k1]), CachedRows::F32(&vd[v0..v1]))
+            }
+            (Storage::Cpu(CpuStorage::F16(kd)), Storage::Cpu(CpuStorage::F16(vd))) => {
+                (CachedRows::F16(&kd[k0..k1]), CachedRows::F16(&vd[v0..v1]))
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(f(rows.0, rows.1, capacity)))
     }
 }
 
@@ -197,6 +231,28 @@ mod tests {
             .to_vec1::<f32>()
             .unwrap();
         assert!(last.iter().all(|v| *v == 5.0));
+    }
+
+    #[test]
+    fn an_f16_cache_stores_f16_and_answers_in_the_callers_dtype() {
+        let dev = Device::Cpu;
+        let mut cache = KvCache::with_storage(1, DType::F16);
+        let k = Tensor::new(&[[[[1.0f32 / 3.0, 70000.0]]]], &dev).unwrap();
+        let (keys, _) = cache.append(0, &k, &k).unwrap();
+        assert_eq!(keys.dtype(), DType::F32);
+        let got = keys.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        // Rounded to f16 on the way in: 1/3 to 11 bits, 70000 past f16's range to infinity.
+        assert_eq!(got[0], half::f16::from_f32(1.0 / 3.0).to_f32());
+        assert!(got[1].is_infinite());
+        let seen = cache
+            .append_step(0, 1, &[0.5, 0.25], &[2.0, 4.0], |k, v, _| match (k, v) {
+                (CachedRows::F16(k), CachedRows::F16(v)) => (k.len(), v[2].to_f32()),
+                _ => (0, 0.0),
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(seen, (128, 2.0));
+        assert_eq!(cache.fork().unwrap().storage, Some(DType::F16));
     }
 
     #[test]

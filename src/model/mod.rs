@@ -99,9 +99,15 @@ impl SmolVlm {
         &self.device
     }
 
-    /// A fresh, empty cache for this model.
+    /// A fresh, empty cache for this model: f16 where the model decodes on 8-bit activations
+    /// (`DecodeCompute::Int8Dot`, llama.cpp's arithmetic, whose cache is f16 too), else in
+    /// the dtype of the keys and values.
     pub fn new_cache(&self) -> KvCache {
-        KvCache::new(self.text.num_layers())
+        if self.text.decodes_int8() {
+            KvCache::with_storage(self.text.num_layers(), candle_core::DType::F16)
+        } else {
+            KvCache::new(self.text.num_layers())
+        }
     }
 
     /// Views `[n, 3, M, M]` (any float dtype) → image tokens `[n, image_seq_len, D_t]`.

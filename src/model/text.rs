@@ -327,6 +327,11 @@ impl TextModel {
         self.decode_int8.is_some()
     }
 
+    /// Whether decode steps run on 8-bit activations.
+    pub(crate) fn decodes_int8(&self) -> bool {
+        self.decode_int8.is_some()
+    }
+
     /// Number of decoder layers (the cache needs one entry per layer).
     pub(crate) fn num_layers(&self) -> usize {
         self.layers.len()

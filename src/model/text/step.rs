@@ -122,7 +122,7 @@ impl TextModel {
             })?;
             if done.is_none() {
                 return Err(candle_core::Error::Msg(
-                    "the key/value cache is not f32 on the CPU".into(),
+                    "the key/value cache is neither f32 nor f16 on the CPU".into(),
                 )
                 .into());
             }
