@@ -283,7 +283,7 @@ impl PackedBf16 {
             .into_par_iter()
             .for_each(|panel| {
                 // SAFETY: `c` is `m_pad × n_pad`; each task writes its own panel's columns.
-                unsafe { self.panel(panel, &a16, m_pad, c_ptr.get(), n_pad, map) };
+                unsafe { self.panel(panel, &a16, m_pad, c_ptr.get(), n_pad, map, self.pairs()) };
             });
         c.truncate(m * n_pad);
         if n_pad != self.n {
@@ -324,7 +324,7 @@ impl PackedBf16 {
         for panel in 0..panels {
             // SAFETY: lengths checked above; `k_used.div_ceil(2) ≤ pairs`.
             unsafe {
-                self.panel_part(
+                self.panel(
                     panel,
                     a16,
                     m_pad,
@@ -338,31 +338,14 @@ impl PackedBf16 {
         Some(())
     }
 
-    /// One panel's output columns for all `m_pad` rows, `map` applied to each block of `C`
-    /// once its sums are complete.
+    /// One panel's output columns for all `m_pad` rows over the first `used` k-pairs, `map`
+    /// applied to each block of `C` once its sums are complete.
     ///
     /// # Safety
-    /// [`available`]; `a16` holds `m_pad · pairs` lanes, `m_pad` a multiple of MR; `c` points
-    /// at an `m_pad × ldc` matrix with `ldc ≥` the panel's last column.
-    unsafe fn panel(
-        &self,
-        panel: usize,
-        a16: &[u32],
-        m_pad: usize,
-        c: *mut f32,
-        ldc: usize,
-        map: OutputMap,
-    ) {
-        // SAFETY: forwarded.
-        unsafe { self.panel_part(panel, a16, m_pad, c, ldc, map, self.pairs()) }
-    }
-
-    /// [`PackedBf16::panel`] over the first `used` k-pairs only.
-    ///
-    /// # Safety
-    /// As [`PackedBf16::panel`], and `used ≤ pairs`.
+    /// [`available`]; `a16` holds `m_pad · pairs` lanes, `m_pad` a multiple of MR, `used ≤
+    /// pairs`; `c` points at an `m_pad × ldc` matrix with `ldc ≥` the panel's last column.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn panel_part(
+    unsafe fn panel(
         &self,
         panel: usize,
         a16: &[u32],
